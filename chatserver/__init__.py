@@ -1,0 +1,1 @@
+"""Anonymous chat counselling service: the aiohttp application, sockets, command line."""

@@ -1,0 +1,1 @@
+"""Nickname rules and friendly suggestions (pure logic, no I/O)."""

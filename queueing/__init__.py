@@ -1,0 +1,1 @@
+"""Waiting queue policy and assignment (pure logic, no I/O)."""

@@ -1,0 +1,1 @@
+"""Static pages served by the chat service (plain HTML, CSS and JavaScript modules)."""
