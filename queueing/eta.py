@@ -9,9 +9,7 @@ from statistics import fmean
 MIN_SAMPLES = 5
 
 
-def estimate_wait(
-    position: int, handling_seconds: Sequence[float], servers: int
-) -> int | None:
+def estimate_wait(position: int, handling_seconds: Sequence[float], servers: int) -> int | None:
     """Seconds until a visitor at ``position`` (1 = next) is likely helped, or ``None``.
 
     ``handling_seconds`` are recent conversation durations, ``servers`` the number of

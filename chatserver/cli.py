@@ -1,0 +1,238 @@
+"""The ``chatserver`` command line: serve, staff add, check-text, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from chatserver.config import Settings, load_settings
+from chatserver.embedded import answers, private_redis, socket_path
+from chatserver.errors import ConfigError
+from chatserver.keys import Keys
+from chatserver.logs import configure_logging
+from chatserver.store import Store
+
+DEFAULT_DATA_DIR = "./chatserver-data"
+
+
+def _add_store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="use this Redis (default: a private one in --data-dir)",
+    )
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, type=Path)
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", default="1", help="number of processes, or 'auto'")
+    serve.add_argument("--log-level", default="info")
+    _add_store_options(serve)
+    staff = sub.add_parser("staff", help="manage staff accounts")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser("add", help="make a staff account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["counsellor", "supervisor", "admin"])
+    add.add_argument("--display-name", required=True)
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.add_argument("--skills", default="", help="comma-separated topic ids")
+    add.add_argument("--trainee", action="store_true")
+    _add_store_options(add)
+    sub.add_parser("check-text", help="moderation rules on one text per line of stdin")
+    sim = sub.add_parser("simulate", help="staffing simulator (see --help)", add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+@contextlib.contextmanager
+def redis_for(url: str | None, data_dir: Path, *, reuse_running: bool) -> Iterator[str]:
+    """The Redis URL to use: the given one, the running service's private one, or a new one."""
+    if url:
+        yield url
+        return
+    sock = socket_path(data_dir)
+    if reuse_running and answers(sock):
+        yield f"unix://{sock}"
+        return
+    with private_redis(data_dir) as private_url:
+        yield private_url
+
+
+# -- serve --------------------------------------------------------------------------
+
+
+async def _serve_async(
+    settings: Settings, redis_url: str, host: str, port: int, reuse_port: bool
+) -> None:
+    from chatserver.app import create_app
+
+    app = create_app(settings, redis_url)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=settings.server.shutdown_grace_seconds
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    import structlog
+
+    structlog.get_logger("chatserver").info("serving", host=host, port=port, pid=os.getpid())
+    await stop.wait()
+    await runner.cleanup()
+
+
+def run_worker(
+    settings_path: str | None,
+    redis_url: str,
+    host: str,
+    port: int,
+    log_level: str,
+    reuse_port: bool,
+) -> None:
+    configure_logging(log_level)
+    settings = load_settings(settings_path)
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(_serve_async(settings, redis_url, host, port, reuse_port))
+        else:
+            uvloop.run(_serve_async(settings, redis_url, host, port, reuse_port))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    load_settings(args.config)  # refuse a bad file before anything starts
+    workers = os.cpu_count() or 1 if args.workers == "auto" else int(args.workers)
+    if workers < 1:
+        raise ConfigError("--workers must be 1 or more, or 'auto'")
+    config = str(args.config) if args.config else None
+    with redis_for(args.redis_url, args.data_dir, reuse_running=False) as url:
+        if workers == 1:
+            run_worker(config, url, args.host, args.port, args.log_level, False)
+            return 0
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(
+                target=run_worker,
+                name=f"worker-{i}",
+                args=(config, url, args.host, args.port, args.log_level, True),
+            )
+            for i in range(workers)
+        ]
+        for p in procs:
+            p.start()
+
+        def forward(signum: int, frame: object) -> None:
+            for p in procs:
+                if p.is_alive() and p.pid:
+                    os.kill(p.pid, signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for p in procs:
+            p.join()
+    return 0
+
+
+# -- staff ----------------------------------------------------------------------------
+
+
+async def _staff_add(args: argparse.Namespace, url: str, password: str) -> None:
+    from chatserver.auth import Role, add_staff
+
+    settings = load_settings(args.config)
+    text = aioredis.Redis.from_url(url, decode_responses=True)
+    binary = aioredis.Redis.from_url(url)
+    try:
+        store = Store(text, binary, Keys(settings.server.key_prefix))
+        skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
+        member = await add_staff(
+            store, args.username, password, Role(args.role), args.display_name, skills, args.trainee
+        )
+        print(
+            json.dumps(
+                {
+                    "staff_id": member.staff_id,
+                    "username": member.username,
+                    "role": member.role.value,
+                }
+            )
+        )
+    finally:
+        await text.aclose()
+        await binary.aclose()
+
+
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    from chatserver.auth import AccountExists
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+    try:
+        with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
+            asyncio.run(_staff_add(args, url, password))
+    except AccountExists:
+        print(f"chatserver: an account named {args.username!r} exists already", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_check_text() -> int:
+    from moderation import analyse
+
+    for line in sys.stdin:
+        print(json.dumps(analyse(line.rstrip("\n")).to_json_dict(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        from queueing.simulate_cli import main as simulate_main
+
+        return int(simulate_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "staff":
+            return cmd_staff_add(args)
+        if args.command == "check-text":
+            return cmd_check_text()
+    except ConfigError as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

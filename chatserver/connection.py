@@ -1,0 +1,122 @@
+"""One client socket: a bounded outgoing queue with one writer task, and per-conversation
+``seq`` bookkeeping so that every party gets each message once, in order.
+
+Exactly one task reads a socket (the handler); exactly one writes it (the writer here).
+A broadcast never waits for a slow client: a reader that lets ``send_queue_max`` frames
+pile up is dropped (close 1008), not the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from chatserver.codec import Outgoing, Subprotocol
+from chatserver.errors import CloseCode
+from chatserver.events import StoredMessage
+from chatserver.store import new_id
+
+log = structlog.get_logger("chatserver.connection")
+
+
+class Connection:
+    def __init__(self, ws: web.WebSocketResponse, protocol: Subprotocol, queue_max: int) -> None:
+        self.id = new_id()
+        self.ws = ws
+        self.protocol = protocol
+        self._queue: asyncio.Queue[Outgoing | tuple[int, str]] = asyncio.Queue(queue_max)
+        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
+        #: Highest seq this connection has been given, per conversation.
+        self.seqs: dict[str, int] = {}
+        self._buffers: dict[str, list[StoredMessage]] = {}
+        self.closing = False
+        self._closer: asyncio.Future[bool] | None = None
+
+    # -- sending ------------------------------------------------------------------
+    def send(self, frame: dict[str, Any] | Outgoing) -> None:
+        if self.closing:
+            return
+        item = frame if isinstance(frame, Outgoing) else Outgoing(frame)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            log.warning("slow_reader_dropped", conn=self.id)
+            self.close(CloseCode.POLICY, "too slow")
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close after what is already queued has been written."""
+        if self.closing:
+            return
+        self.closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait((code, reason))
+        if self._queue.full():
+            self._writer.cancel()
+            self._closer = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, tuple):
+                    await self.ws.close(code=item[0], message=item[1].encode())
+                    return
+                data = item.encoded(self.protocol)
+                if isinstance(data, bytes):
+                    await self.ws.send_bytes(data)
+                else:
+                    await self.ws.send_str(data)
+        except (ConnectionError, RuntimeError):
+            self.closing = True
+            await self.ws.close()
+
+    async def finish(self) -> None:
+        """Stop the writer once the handler is done with the socket."""
+        self.closing = True
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+
+    # -- ordered delivery ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def syncing(self, conversation_id: str) -> Iterator[None]:
+        """While history is sent from the store, live messages wait in a buffer."""
+        self._buffers.setdefault(conversation_id, [])
+        try:
+            yield
+        finally:
+            buffered = self._buffers.pop(conversation_id, [])
+            for message in buffered:
+                self.deliver(conversation_id, message, None)
+
+    def send_history(self, conversation_id: str, messages: list[StoredMessage]) -> None:
+        for message in messages:
+            self.deliver(conversation_id, message, None)
+
+    def deliver(
+        self,
+        conversation_id: str,
+        message: StoredMessage,
+        out: Outgoing | None,
+        *,
+        own: bool = False,
+    ) -> bool:
+        """Send one message if it is the next one; False when there is a gap to fill."""
+        buffer = self._buffers.get(conversation_id)
+        if buffer is not None:
+            buffer.append(message)
+            return True
+        last = self.seqs.get(conversation_id, 0)
+        if message.seq <= last:
+            return True
+        if message.seq > last + 1:
+            return False
+        self.seqs[conversation_id] = message.seq
+        if not own:
+            self.send(out or Outgoing(message.frame(conversation_id)))
+        return True

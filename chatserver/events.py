@@ -1,0 +1,79 @@
+"""Events between processes, published on one Redis channel.
+
+The channel is only a doorbell: everything a client must not lose is stored first, and
+a receiver that sees a gap in a conversation's ``seq`` reads the missing part from the
+store. Two payload shapes:
+
+* ``m|CONV|SEQ|CONN|ENTRY`` — a stored message, published by the Lua script that stored
+  it (so publish order is seq order). ENTRY is the stored msgpack entry.
+* ``e|`` + msgpack map — every other event, with ``k`` naming its kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    seq: int
+    sender: str  # visitor | counsellor | system
+    author: str
+    text: str
+    ts: float
+
+    def frame(self, conversation_id: str) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "seq": self.seq,
+            "from": self.sender,
+            "author": self.author,
+            "text": self.text,
+            "ts": self.ts,
+        }
+
+
+def pack_entry(sender: str, author: str, text: str, ts: float) -> bytes:
+    packed: bytes = msgpack.packb([sender, author, text, ts], use_bin_type=True)
+    return packed
+
+
+def unpack_entry(seq: int, entry: bytes) -> StoredMessage:
+    sender, author, text, ts = msgpack.unpackb(entry, raw=False)
+    return StoredMessage(seq=seq, sender=sender, author=author, text=text, ts=float(ts))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    conversation_id: str
+    conn_id: str
+    message: StoredMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def conversation_id(self) -> str | None:
+        value = self.data.get("c")
+        return value if isinstance(value, str) else None
+
+
+def event(kind: str, **data: Any) -> bytes:
+    body: bytes = msgpack.packb({"k": kind, **data}, use_bin_type=True)
+    return b"e|" + body
+
+
+def decode_event(payload: bytes) -> MessageEvent | Event:
+    if payload.startswith(b"m|"):
+        _, conv, seq, conn, entry = payload.split(b"|", 4)
+        seq_no = int(seq)
+        return MessageEvent(conv.decode(), conn.decode(), unpack_entry(seq_no, entry))
+    data = msgpack.unpackb(payload[2:], raw=False)
+    return Event(kind=data.pop("k"), data=data)

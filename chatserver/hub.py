@@ -1,0 +1,305 @@
+"""This process's sockets, and the one listener that routes events to them.
+
+Every process subscribes to the one event channel. Stored messages reach each party
+through :meth:`Connection.deliver`, which notices a gap in ``seq`` (a lost pub/sub
+message, a reconnect of the subscriber) and fills it from the store, so delivery follows
+from the store and not from fire-and-forget pub/sub alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import structlog
+from redis.exceptions import RedisError
+
+from chatserver.codec import Outgoing
+from chatserver.connection import Connection
+from chatserver.events import Event, MessageEvent, decode_event
+from chatserver.store import Store
+from queueing.eta import estimate_wait
+
+log = structlog.get_logger("chatserver.hub")
+
+
+class VisitorLink:
+    """What the hub knows of a local visitor socket."""
+
+    __slots__ = ("conn", "conversation_id", "position", "state")
+
+    def __init__(self, conn: Connection, conversation_id: str, state: str) -> None:
+        self.conn = conn
+        self.conversation_id = conversation_id
+        self.state = state
+        self.position: int | None = None
+
+
+class Hub:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.visitors: dict[str, VisitorLink] = {}
+        self.staff: dict[str, set[Connection]] = defaultdict(set)
+        #: Staff connections following a conversation: its counsellor's sockets, watchers.
+        self.followers: dict[str, set[Connection]] = defaultdict(set)
+        self._positions_due = asyncio.Event()
+        self.on_assignable: Callable[[], None] = lambda: None
+        self.connected = False
+
+    # -- registry -----------------------------------------------------------------
+    def add_visitor(self, link: VisitorLink) -> None:
+        old = self.visitors.get(link.conversation_id)
+        if old is not None and old.conn is not link.conn:
+            old.conn.close(1000, "resumed elsewhere")
+        self.visitors[link.conversation_id] = link
+
+    def remove_visitor(self, conn: Connection, conversation_id: str) -> None:
+        link = self.visitors.get(conversation_id)
+        if link is not None and link.conn is conn:
+            del self.visitors[conversation_id]
+
+    def add_staff(self, staff_id: str, conn: Connection) -> None:
+        self.staff[staff_id].add(conn)
+
+    def remove_staff(self, staff_id: str, conn: Connection) -> None:
+        self.staff[staff_id].discard(conn)
+        if not self.staff[staff_id]:
+            del self.staff[staff_id]
+        for conv in [c for c, conns in self.followers.items() if conn in conns]:
+            self.unfollow(conv, conn)
+
+    def follow(self, conversation_id: str, conn: Connection) -> None:
+        self.followers[conversation_id].add(conn)
+
+    def unfollow(self, conversation_id: str, conn: Connection) -> None:
+        conns = self.followers.get(conversation_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.followers[conversation_id]
+        conn.seqs.pop(conversation_id, None)
+
+    # -- listening ------------------------------------------------------------------
+    async def listen(self) -> None:
+        """Subscribe and route, reconnecting with capped exponential backoff."""
+        delay = 0.1
+        while True:
+            pubsub = self.store.rb.pubsub()
+            try:
+                await pubsub.subscribe(self.store.keys.channel)
+                self.connected = True
+                delay = 0.1
+                await self.resync()
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        await self.dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.connected = False
+                log.warning("event_listener_lost", error=type(exc).__name__, retry_in=delay)
+            finally:
+                self.connected = False
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def resync(self) -> None:
+        """After (re)subscribing: fetch whatever was published while we were away."""
+        for conv in set(self.followers) | set(self.visitors):
+            count = await self.store.message_count(conv)
+            conns = list(self.followers.get(conv, ()))
+            if conv in self.visitors:
+                conns.append(self.visitors[conv].conn)
+            for conn in conns:
+                if conn.seqs.get(conv, count) < count:
+                    await self._fill(conn, conv, count)
+        self._positions_due.set()
+
+    async def dispatch(self, payload: bytes) -> None:
+        try:
+            ev = decode_event(payload)
+            if isinstance(ev, MessageEvent):
+                await self._on_message(ev)
+            else:
+                handler = self._handlers.get(ev.kind)
+                if handler is not None:
+                    await handler(self, ev)
+        except RedisError:
+            raise
+        except Exception:
+            log.exception("event_dispatch_failed")
+
+    def _parties(self, conversation_id: str) -> list[Connection]:
+        conns = list(self.followers.get(conversation_id, ()))
+        link = self.visitors.get(conversation_id)
+        if link is not None:
+            conns.append(link.conn)
+        return conns
+
+    async def _on_message(self, ev: MessageEvent) -> None:
+        out = Outgoing(ev.message.frame(ev.conversation_id))
+        for conn in self._parties(ev.conversation_id):
+            own = conn.id == ev.conn_id
+            if not conn.deliver(ev.conversation_id, ev.message, out, own=own):
+                await self._fill(conn, ev.conversation_id, ev.message.seq)
+
+    async def _fill(self, conn: Connection, conversation_id: str, until: int) -> None:
+        after = conn.seqs.get(conversation_id, 0)
+        missing = await self.store.messages(conversation_id, after=after, until=until)
+        log.info("gap_filled", conversation_id=conversation_id, count=len(missing))
+        conn.send_history(conversation_id, missing)
+
+    async def _on_queue(self, ev: Event) -> None:
+        self._positions_due.set()
+
+    async def _on_assigned(self, ev: Event) -> None:
+        conv, staff_id = ev.data["c"], ev.data["s"]
+        link = self.visitors.get(conv)
+        meta = None
+        if link is not None or staff_id in self.staff:
+            meta = await self.store.conversation(conv)
+        if meta is None:
+            return
+        if link is not None:
+            link.state = "active"
+            link.position = None
+            link.conn.send(
+                {
+                    "type": "assigned",
+                    "conversation_id": conv,
+                    "counsellor": meta.get("counsellor_name", ""),
+                }
+            )
+        for conn in list(self.staff.get(staff_id, ())):
+            await self.send_assigned(conn, conv, meta)
+
+    async def send_assigned(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        meta: dict[str, str],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """The staff ``assigned`` frame with the whole history; then live messages follow."""
+        if conn in self.followers.get(conversation_id, ()):
+            return
+        self.follow(conversation_id, conn)
+        with conn.syncing(conversation_id):
+            history = await self.store.messages(conversation_id)
+            assigned_at = float(meta.get("assigned") or time.time())
+            frame: dict[str, Any] = {
+                "type": "assigned",
+                "conversation_id": conversation_id,
+                "visitor_id": meta.get("visitor_id", ""),
+                "visitor": meta.get("nickname", ""),
+                "topic": meta.get("topic") or None,
+                "waited_seconds": round(assigned_at - float(meta.get("enqueued") or 0), 1),
+                "history": [m.frame(conversation_id) for m in history],
+                **(extra or {}),
+            }
+            conn.send(frame)
+            if history:
+                conn.seqs[conversation_id] = history[-1].seq
+
+    async def _on_ended(self, ev: Event) -> None:
+        conv, reason = ev.data["c"], ev.data["r"]
+        frame = Outgoing({"type": "ended", "conversation_id": conv, "reason": reason})
+        link = self.visitors.get(conv)
+        if link is not None:
+            link.state = "ended"
+            link.conn.send(frame)
+        for conn in list(self.followers.get(conv, ())):
+            conn.send(frame)
+            self.unfollow(conv, conn)
+        self.on_assignable()
+
+    async def _on_typing(self, ev: Event) -> None:
+        conv = ev.data["c"]
+        frame = Outgoing(
+            {
+                "type": "typing",
+                "conversation_id": conv,
+                "from": ev.data["from"],
+                "active": ev.data["active"],
+            }
+        )
+        for conn in self._parties(conv):
+            if conn.id != ev.data.get("conn"):
+                conn.send(frame)
+
+    async def _on_notice(self, ev: Event) -> None:
+        conv = ev.data["c"]
+        frame = Outgoing(
+            {
+                "type": "notice",
+                "conversation_id": conv,
+                "code": ev.data["code"],
+                "message": ev.data.get("message", ""),
+            }
+        )
+        if ev.data["to"] == "visitor":
+            link = self.visitors.get(conv)
+            if link is not None:
+                link.conn.send(frame)
+        else:
+            for conn in list(self.followers.get(conv, ())):
+                conn.send(frame)
+
+    async def _on_status(self, ev: Event) -> None:
+        self.on_assignable()
+
+    _handlers: ClassVar[dict[str, Callable[[Hub, Event], Any]]] = {
+        "queue": _on_queue,
+        "assigned": _on_assigned,
+        "ended": _on_ended,
+        "typing": _on_typing,
+        "notice": _on_notice,
+        "status": _on_status,
+    }
+
+    # -- queue positions ------------------------------------------------------------
+    async def positions_loop(self, min_interval: float = 0.05) -> None:
+        """Send ``queued`` to each local waiting visitor whose position changed."""
+        while True:
+            await self._positions_due.wait()
+            self._positions_due.clear()
+            try:
+                await self.update_positions()
+            except RedisError as exc:
+                log.warning("positions_update_failed", error=type(exc).__name__)
+            await asyncio.sleep(min_interval)
+
+    def positions_changed(self) -> None:
+        self._positions_due.set()
+
+    async def update_positions(self, force: VisitorLink | None = None) -> None:
+        waiting_links = [v for v in self.visitors.values() if v.state == "waiting"]
+        if not waiting_links and not self.staff:
+            return
+        ids = await self.store.queue_ids()
+        total = len(ids)
+        for conns in self.staff.values():
+            for conn in conns:
+                conn.send({"type": "queue", "waiting": total})
+        if not waiting_links:
+            return
+        index = {cid: i for i, cid in enumerate(ids, start=1)}
+        handling = await self.store.handling_times()
+        servers = await self.store.serving_capacity()
+        for link in waiting_links:
+            position = index.get(link.conversation_id)
+            if position is None or (position == link.position and link is not force):
+                continue
+            link.position = position
+            link.conn.send(
+                {
+                    "type": "queued",
+                    "position": position,
+                    "waiting": total,
+                    "eta_seconds": estimate_wait(position, handling, servers),
+                }
+            )

@@ -1,0 +1,84 @@
+"""Every Redis key name, in one place.
+
+Keys that multi-key scripts touch together share one hash tag, so the service also runs
+on Redis Cluster: queue, conversation states and counsellor states live in ``{g}``; each
+conversation's messages live in their own slot ``{c:ID}`` so message traffic spreads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "chat"
+
+    # -- global slot --------------------------------------------------------------
+    def _g(self, name: str) -> str:
+        return f"{self.prefix}:{{g}}:{name}"
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel for every event: a doorbell; the store stays the truth."""
+        return f"{self.prefix}:events"
+
+    @property
+    def queue(self) -> str:
+        return self._g("queue")
+
+    @property
+    def nicknames(self) -> str:
+        return self._g("nicknames")
+
+    @property
+    def grace(self) -> str:
+        """Deadlines of dropped parties: member ``v:CONV`` or ``s:STAFF``, score deadline."""
+        return self._g("grace")
+
+    @property
+    def active(self) -> str:
+        return self._g("active")
+
+    @property
+    def handling(self) -> str:
+        return self._g("handling")
+
+    @property
+    def available(self) -> str:
+        return self._g("available")
+
+    @property
+    def staff_index(self) -> str:
+        return self._g("staff-index")
+
+    def conversation(self, conversation_id: str) -> str:
+        return self._g(f"conv:{conversation_id}")
+
+    def resume(self, token_hash: str) -> str:
+        return self._g(f"resume:{token_hash}")
+
+    def visitor_presence(self, conversation_id: str) -> str:
+        return self._g(f"vconn:{conversation_id}")
+
+    def account(self, username: str) -> str:
+        return self._g(f"account:{username}")
+
+    def staff_state(self, staff_id: str) -> str:
+        return self._g(f"sstate:{staff_id}")
+
+    def staff_conversations(self, staff_id: str) -> str:
+        return self._g(f"sconvs:{staff_id}")
+
+    def staff_connections(self, staff_id: str) -> str:
+        return self._g(f"sconns:{staff_id}")
+
+    def session(self, token_hash: str) -> str:
+        return self._g(f"session:{token_hash}")
+
+    # -- per-conversation slot ------------------------------------------------------
+    def messages(self, conversation_id: str) -> str:
+        return f"{self.prefix}:{{c:{conversation_id}}}:msgs"
+
+    def refs(self, conversation_id: str) -> str:
+        return f"{self.prefix}:{{c:{conversation_id}}}:refs"

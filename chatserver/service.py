@@ -1,0 +1,210 @@
+"""The operations of the service, shared by the visitor and staff sockets.
+
+One :class:`Service` per process. It owns the hub (local sockets), the assigner task
+(runs the pure queue policy over a store snapshot and applies each pairing with an
+atomic, guarded claim) and the grace sweeper (ends what a dropped party left behind,
+on exactly one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+
+from chatserver.config import Settings
+from chatserver.events import event
+from chatserver.hub import Hub
+from chatserver.store import Store
+from queueing.policy import QueuePolicy, plan_assignments
+
+log = structlog.get_logger("chatserver.service")
+
+DAY = 86400
+
+
+class Service:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.hub = Hub(store)
+        self.hub.on_assignable = self.request_assignment
+        self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
+        self._assign_due = asyncio.Event()
+        self.clock = time.time
+
+    @property
+    def retention_seconds(self) -> int:
+        return max(60, int(self.settings.retention.transcripts_days * DAY))
+
+    # -- background tasks -----------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        tasks = [
+            asyncio.create_task(self.hub.listen(), name="event-listener"),
+            asyncio.create_task(self.hub.positions_loop(), name="positions"),
+            asyncio.create_task(self._assigner(), name="assigner"),
+            asyncio.create_task(self._sweeper(), name="grace-sweeper"),
+        ]
+        try:
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def request_assignment(self) -> None:
+        self._assign_due.set()
+
+    async def _assigner(self, period: float = 2.0) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._assign_due.wait(), timeout=period)
+            self._assign_due.clear()
+            try:
+                await self.assign_pass()
+            except RedisError as exc:
+                log.warning("assignment_pass_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+            except Exception:
+                log.exception("assignment_pass_crashed")
+                await asyncio.sleep(0.5)
+
+    async def assign_pass(self) -> int:
+        """Plan with the pure policy, claim atomically; again while claims fail."""
+        claimed = 0
+        for _attempt in range(5):
+            waiting = await self.store.waiting_snapshot()
+            if not waiting:
+                return claimed
+            counsellors = await self.store.available_snapshot()
+            if not counsellors:
+                return claimed
+            now = self.clock()
+            plan = plan_assignments(waiting, counsellors, now, self.policy)
+            if not plan:
+                return claimed
+            failed = 0
+            for pairing in plan:
+                name = (await self.store.staff_state(pairing.staff_id)).get("name", "")
+                if await self.store.claim(pairing.conversation_id, pairing.staff_id, name, now):
+                    claimed += 1
+                    log.info(
+                        "assigned",
+                        conversation_id=pairing.conversation_id,
+                        staff_id=pairing.staff_id,
+                    )
+                else:
+                    failed += 1
+            if not failed:
+                return claimed
+        return claimed
+
+    async def _sweeper(self, period: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.sweep_graces()
+            except RedisError as exc:
+                log.warning("grace_sweep_failed", error=type(exc).__name__)
+            except Exception:
+                log.exception("grace_sweep_crashed")
+
+    async def sweep_graces(self) -> None:
+        for member in await self.store.due_graces(self.clock()):
+            if not await self.store.take_grace(member):
+                continue  # another process took it
+            kind, _, ident = member.partition(":")
+            if kind == "v":
+                log.info("visitor_grace_expired", conversation_id=ident)
+                await self.end(ident, "timeout")
+            elif kind == "s":
+                log.info("counsellor_grace_expired", staff_id=ident)
+                await self.store.set_status(ident, "offline", None, self.clock())
+
+    # -- operations ------------------------------------------------------------------
+    async def end(self, conversation_id: str, reason: str) -> str | None:
+        prev = await self.store.end_conversation(
+            conversation_id,
+            reason,
+            self.clock(),
+            self.settings.queue.wrapup_seconds,
+            self.retention_seconds,
+        )
+        if prev is not None:
+            log.info("conversation_ended", conversation_id=conversation_id, reason=reason, was=prev)
+            self.request_assignment()
+        return prev
+
+    async def notice(self, conversation_id: str, to: str, code: str, message: str = "") -> None:
+        await self.store.publish(
+            event("notice", c=conversation_id, to=to, code=code, message=message)
+        )
+
+    async def typing(self, conversation_id: str, sender: str, active: bool, conn_id: str) -> None:
+        await self.store.publish(
+            event("typing", c=conversation_id, **{"from": sender}, active=active, conn=conn_id)
+        )
+
+    async def visitor_dropped(self, conversation_id: str, conn_id: str) -> None:
+        """A visitor socket closed: keep the place for the grace period."""
+        if not await self.store.release_visitor_presence(conversation_id, conn_id):
+            return  # the visitor is already back on another socket
+        meta = await self.store.conversation(conversation_id)
+        if meta is None or meta.get("state") == "ended":
+            return
+        await self.store.start_grace(
+            f"v:{conversation_id}", self.clock() + self.settings.grace.visitor_seconds
+        )
+        if meta.get("state") == "active":
+            await self.notice(
+                conversation_id,
+                "staff",
+                "visitor_disconnected",
+                "The visitor's connection dropped; waiting for them to return.",
+            )
+
+    async def visitor_returned(self, conversation_id: str, conn_id: str) -> None:
+        await self.store.set_visitor_presence(conversation_id, conn_id)
+        if await self.store.cancel_grace(f"v:{conversation_id}"):
+            await self.notice(
+                conversation_id, "staff", "visitor_reconnected", "The visitor is back."
+            )
+
+    async def staff_connected(self, staff_id: str, conn_id: str) -> None:
+        await self.store.add_staff_connection(staff_id, conn_id)
+        if await self.store.cancel_grace(f"s:{staff_id}"):
+            for conv in await self.store.staff_conversation_ids(staff_id):
+                await self.notice(conv, "visitor", "counsellor_back", "Je hulpverlener is er weer.")
+
+    async def staff_dropped(self, staff_id: str, conn_id: str) -> None:
+        """The last socket of a staff member closed: no new chats, tell their visitors."""
+        if await self.store.remove_staff_connection(staff_id, conn_id) > 0:
+            return
+        state = await self.store.staff_state(staff_id)
+        if state.get("state") == "available":
+            await self.store.set_status(staff_id, "paused", None, self.clock())
+        convs = await self.store.staff_conversation_ids(staff_id)
+        if convs:
+            await self.store.start_grace(
+                f"s:{staff_id}", self.clock() + self.settings.grace.counsellor_seconds
+            )
+            for conv in convs:
+                await self.notice(
+                    conv,
+                    "visitor",
+                    "counsellor_reconnecting",
+                    "De verbinding van je hulpverlener is even weg. Blijf "
+                    "gerust, je gesprek blijft bewaard.",
+                )
+
+    async def stats_fact(self, kind: str, **fields: Any) -> None:
+        """Hook for anonymous statistics facts (no text, no nickname)."""
+        log.debug("fact", kind=kind, **fields)

@@ -1,0 +1,378 @@
+"""The one store interface over Redis. Multi-step changes are Lua scripts (atomic).
+
+Hashes come back as ``dict[str, str]`` (the client decodes responses); message entries
+are msgpack bytes read through a second, binary client on the same pool settings.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from chatserver.events import StoredMessage, event, pack_entry, unpack_entry
+from chatserver.keys import Keys
+from queueing.policy import CounsellorSlot, WaitingVisitor
+
+SCRIPTS = ("say", "hello", "claim", "end", "status", "release")
+
+
+def _script(name: str) -> str:
+    return (resources.files("chatserver") / "lua" / f"{name}.lua").read_text("utf-8")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class SayResult:
+    seq: int
+    duplicate: bool
+
+
+class Store:
+    """Queue, conversations, messages, counsellors, accounts and sessions in Redis."""
+
+    def __init__(self, text: aioredis.Redis, binary: aioredis.Redis, keys: Keys) -> None:
+        self.r = text
+        self.rb = binary
+        self.keys = keys
+        self._scripts: dict[str, AsyncScript] = {
+            name: binary.register_script(_script(name)) for name in SCRIPTS
+        }
+
+    async def ping(self) -> bool:
+        return bool(await self.r.ping())
+
+    async def publish(self, payload: bytes) -> None:
+        await self.rb.publish(self.keys.channel, payload)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys, args=args)
+
+    # -- accounts and sessions --------------------------------------------------------
+    async def create_account(self, fields: dict[str, str]) -> bool:
+        key = self.keys.account(fields["username"])
+        if not await self.r.hsetnx(key, "id", fields["id"]):
+            return False
+        await self.r.hset(key, mapping=cast(Any, fields))
+        await self.r.hset(self.keys.staff_index, fields["id"], fields["username"])
+        return True
+
+    async def update_account(self, username: str, fields: dict[str, str]) -> None:
+        await self.r.hset(self.keys.account(username), mapping=cast(Any, fields))
+
+    async def account(self, username: str) -> dict[str, str] | None:
+        data = cast(dict[str, str], await self.r.hgetall(self.keys.account(username)))
+        return data or None
+
+    async def account_by_id(self, staff_id: str) -> dict[str, str] | None:
+        username = cast(str | None, await self.r.hget(self.keys.staff_index, staff_id))
+        return await self.account(username) if username else None
+
+    async def all_accounts(self) -> list[dict[str, str]]:
+        names = cast(dict[str, str], await self.r.hgetall(self.keys.staff_index))
+        found = [await self.account(n) for n in names.values()]
+        return [a for a in found if a]
+
+    async def create_session(
+        self, token_hash: str, staff_id: str, idle_seconds: int, now: float
+    ) -> None:
+        key = self.keys.session(token_hash)
+        await self.r.hset(key, mapping={"staff_id": staff_id, "created": now, "seen": now})
+        await self.r.expire(key, idle_seconds)
+
+    async def touch_session(
+        self, token_hash: str, idle_seconds: int, absolute_seconds: float, now: float
+    ) -> str | None:
+        """The session's staff id, refreshing its idle timeout; None when gone or too old."""
+        key = self.keys.session(token_hash)
+        data = cast(dict[str, str], await self.r.hgetall(key))
+        if not data:
+            return None
+        if now - float(data["created"]) > absolute_seconds:
+            await self.r.delete(key)
+            return None
+        await self.r.hset(key, "seen", now)
+        await self.r.expire(key, idle_seconds)
+        return data["staff_id"]
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self.r.delete(self.keys.session(token_hash))
+
+    # -- conversations --------------------------------------------------------------
+    async def open_conversation(
+        self,
+        conversation_id: str,
+        nick_key: str,
+        score: float,
+        token_hash: str,
+        resume_ttl: int,
+        max_waiting: int,
+        fields: dict[str, str],
+    ) -> int:
+        """1 ok, -1 nickname taken, -2 queue full."""
+        k = self.keys
+        flat: list[str] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        return int(
+            await self._run(
+                "hello",
+                [k.nicknames, k.queue, k.conversation(conversation_id), k.resume(token_hash)],
+                [
+                    nick_key,
+                    max_waiting,
+                    repr(score),
+                    resume_ttl,
+                    conversation_id,
+                    k.channel,
+                    event("queue"),
+                    *flat,
+                ],
+            )
+        )
+
+    async def conversation(self, conversation_id: str) -> dict[str, str] | None:
+        data = cast(dict[str, str], await self.r.hgetall(self.keys.conversation(conversation_id)))
+        return data or None
+
+    async def update_conversation(self, conversation_id: str, fields: dict[str, str]) -> None:
+        await self.r.hset(self.keys.conversation(conversation_id), mapping=cast(Any, fields))
+
+    async def resume_target(self, token_hash: str) -> str | None:
+        value = await self.r.get(self.keys.resume(token_hash))
+        return cast(str | None, value)
+
+    async def say(
+        self,
+        conversation_id: str,
+        ref_key: str | None,
+        sender: str,
+        author: str,
+        text: str,
+        ts: float,
+        conn_id: str,
+    ) -> SayResult:
+        k = self.keys
+        seq, dup = await self._run(
+            "say",
+            [k.messages(conversation_id), k.refs(conversation_id)],
+            [
+                ref_key or "",
+                pack_entry(sender, author, text, ts),
+                k.channel,
+                conversation_id,
+                conn_id,
+            ],
+        )
+        return SayResult(int(seq), bool(dup))
+
+    async def messages(
+        self, conversation_id: str, after: int = 0, until: int = -1
+    ) -> list[StoredMessage]:
+        """Messages with ``seq > after`` (and ``seq <= until`` when given), in order."""
+        raw = await self.rb.lrange(
+            self.keys.messages(conversation_id), after, until - 1 if until > 0 else -1
+        )
+        return [unpack_entry(after + i + 1, cast(bytes, e)) for i, e in enumerate(raw)]
+
+    async def message_count(self, conversation_id: str) -> int:
+        return int(await self.rb.llen(self.keys.messages(conversation_id)))
+
+    async def end_conversation(
+        self,
+        conversation_id: str,
+        reason: str,
+        now: float,
+        wrapup_seconds: float,
+        retention_seconds: int,
+    ) -> str | None:
+        """End once; returns the previous state, or None when it was already ended."""
+        k = self.keys
+        meta = await self.conversation(conversation_id)
+        staff_id = (meta or {}).get("counsellor", "")
+        ended = event("ended", c=conversation_id, r=reason, s=staff_id)
+        prev = await self._run(
+            "end",
+            [
+                k.conversation(conversation_id),
+                k.queue,
+                k.nicknames,
+                k.grace,
+                k.active,
+                k.handling,
+                k.available,
+                k.staff_state(staff_id or "-"),
+                k.staff_conversations(staff_id or "-"),
+            ],
+            [
+                conversation_id,
+                reason,
+                now,
+                k.channel,
+                ended,
+                event("queue"),
+                wrapup_seconds,
+                retention_seconds,
+            ],
+        )
+        if prev is None:
+            return None
+        await self.rb.expire(k.messages(conversation_id), retention_seconds)
+        await self.rb.expire(k.refs(conversation_id), retention_seconds)
+        return prev.decode() if isinstance(prev, bytes) else str(prev)
+
+    # -- queue and assignment ---------------------------------------------------------
+    async def queue_ids(self) -> list[str]:
+        return cast(list[str], await self.r.zrange(self.keys.queue, 0, -1))
+
+    async def waiting_count(self) -> int:
+        return int(await self.r.zcard(self.keys.queue))
+
+    async def waiting_snapshot(self, limit: int = 200) -> list[WaitingVisitor]:
+        ids = cast(list[str], await self.r.zrange(self.keys.queue, 0, limit - 1))
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hmget(self.keys.conversation(cid), "enqueued", "priority", "topic", "crisis")
+        rows = await pipe.execute()
+        out = []
+        for cid, (enq, prio, topic, crisis) in zip(ids, rows, strict=True):
+            if enq is None:
+                continue
+            out.append(
+                WaitingVisitor(cid, float(enq), int(prio or 0), topic or None, crisis == "1")
+            )
+        return out
+
+    async def available_snapshot(self) -> list[CounsellorSlot]:
+        ids = cast(list[str], await self.r.zrange(self.keys.available, 0, -1))
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hmget(
+                self.keys.staff_state(sid),
+                "capacity",
+                "load",
+                "idle_since",
+                "skills",
+                "trainee",
+                "watched",
+                "wrapup_until",
+            )
+        rows = await pipe.execute()
+        now = time.time()
+        out = []
+        for sid, (cap, load, idle, skills, trainee, watched, wrapup) in zip(ids, rows, strict=True):
+            if float(wrapup or 0) > now:
+                continue
+            out.append(
+                CounsellorSlot(
+                    sid,
+                    int(cap or 1),
+                    int(load or 0),
+                    float(idle or 0),
+                    frozenset(s for s in (skills or "").split(",") if s),
+                    trainee == "1",
+                    watched == "1",
+                )
+            )
+        return out
+
+    async def claim(
+        self, conversation_id: str, staff_id: str, display_name: str, now: float
+    ) -> bool:
+        k = self.keys
+        assigned = event("assigned", c=conversation_id, s=staff_id)
+        return bool(
+            await self._run(
+                "claim",
+                [
+                    k.queue,
+                    k.conversation(conversation_id),
+                    k.staff_state(staff_id),
+                    k.available,
+                    k.staff_conversations(staff_id),
+                    k.active,
+                ],
+                [conversation_id, staff_id, now, display_name, k.channel, assigned, event("queue")],
+            )
+        )
+
+    async def set_status(
+        self,
+        staff_id: str,
+        state: str,
+        capacity: int | None,
+        now: float,
+        extra: dict[str, str] | None = None,
+    ) -> int:
+        flat: list[str] = []
+        for name, value in (extra or {}).items():
+            flat += [name, value]
+        return int(
+            await self._run(
+                "status",
+                [self.keys.staff_state(staff_id), self.keys.available],
+                [staff_id, state, "" if capacity is None else capacity, now, *flat],
+            )
+        )
+
+    async def staff_state(self, staff_id: str) -> dict[str, str]:
+        return cast(dict[str, str], await self.r.hgetall(self.keys.staff_state(staff_id)))
+
+    async def staff_conversation_ids(self, staff_id: str) -> list[str]:
+        ids = cast(set[str], await self.r.smembers(self.keys.staff_conversations(staff_id)))
+        return sorted(ids)
+
+    async def handling_times(self) -> list[float]:
+        return [float(x) for x in await self.r.lrange(self.keys.handling, 0, -1)]
+
+    async def serving_capacity(self) -> int:
+        """Conversations the counsellors on shift (available, or busy) can hold at once."""
+        total = 0
+        for sid in cast(dict[str, str], await self.r.hgetall(self.keys.staff_index)):
+            state = await self.r.hmget(self.keys.staff_state(sid), "state", "capacity")
+            if state[0] == "available":
+                total += int(state[1] or 1)
+        return total
+
+    # -- presence and grace -------------------------------------------------------------
+    async def set_visitor_presence(self, conversation_id: str, conn_id: str) -> None:
+        await self.r.set(self.keys.visitor_presence(conversation_id), conn_id)
+
+    async def release_visitor_presence(self, conversation_id: str, conn_id: str) -> bool:
+        return bool(
+            await self._run("release", [self.keys.visitor_presence(conversation_id)], [conn_id])
+        )
+
+    async def add_staff_connection(self, staff_id: str, conn_id: str) -> None:
+        await self.r.sadd(self.keys.staff_connections(staff_id), conn_id)
+
+    async def remove_staff_connection(self, staff_id: str, conn_id: str) -> int:
+        """Removes the connection; returns how many the staff member still has."""
+        key = self.keys.staff_connections(staff_id)
+        await self.r.srem(key, conn_id)
+        return int(await self.r.scard(key))
+
+    async def start_grace(self, member: str, deadline: float) -> None:
+        await self.r.zadd(self.keys.grace, {member: deadline})
+
+    async def cancel_grace(self, member: str) -> bool:
+        return bool(await self.r.zrem(self.keys.grace, member))
+
+    async def due_graces(self, now: float) -> list[str]:
+        return cast(list[str], await self.r.zrangebyscore(self.keys.grace, "-inf", now))
+
+    async def take_grace(self, member: str) -> bool:
+        """True for exactly one process: the one that removed the deadline."""
+        return bool(await self.r.zrem(self.keys.grace, member))

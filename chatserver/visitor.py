@@ -1,0 +1,216 @@
+"""The visitor socket: ``hello`` → ``welcome`` → ``queued`` → ``assigned`` → chat → ``ended``."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+import structlog
+
+from chatserver.connection import Connection
+from chatserver.errors import ErrorCode, FrameError
+from chatserver.frames import Hello, Leave, Say, Survey, Typing, VisitorFrame, ack_frame
+from chatserver.hub import VisitorLink
+from chatserver.service import Service
+from chatserver.store import new_id
+from nickname import NicknameError, nickname_key, taken_message, validate
+from queueing.policy import queue_score
+
+log = structlog.get_logger("chatserver.visitor")
+
+RESUME_TTL = 86400
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class VisitorSession:
+    """One visitor socket's state; frames come in through :meth:`handle`."""
+
+    def __init__(self, service: Service, conn: Connection) -> None:
+        self.service = service
+        self.store = service.store
+        self.conn = conn
+        self.link: VisitorLink | None = None
+        self.nickname = ""
+        self.lang = "nl"
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.link.conversation_id if self.link else None
+
+    async def handle(self, frame: VisitorFrame) -> None:
+        if isinstance(frame, Hello):
+            await self._hello(frame)
+            return
+        if self.link is None:
+            raise FrameError(ErrorCode.CONFLICT, "send hello first")
+        if isinstance(frame, Say):
+            await self._say(frame)
+        elif isinstance(frame, Typing):
+            if self.link.state == "active":
+                await self.service.typing(
+                    self.link.conversation_id, "visitor", frame.active, self.conn.id
+                )
+        elif isinstance(frame, Leave):
+            await self._leave()
+        elif isinstance(frame, Survey):
+            await self._survey(frame)
+
+    async def closed(self) -> None:
+        if self.link is None:
+            return
+        self.service.hub.remove_visitor(self.conn, self.link.conversation_id)
+        if self.link.state in ("waiting", "active"):
+            await self.service.visitor_dropped(self.link.conversation_id, self.conn.id)
+
+    # -- hello ----------------------------------------------------------------------
+    async def _hello(self, frame: Hello) -> None:
+        if self.link is not None:
+            raise FrameError(ErrorCode.CONFLICT, "hello was already sent")
+        self.lang = frame.lang
+        if frame.resume is not None:
+            await self._resume(frame)
+            return
+        assert frame.nickname is not None
+        try:
+            nickname = validate(frame.nickname, frame.lang)
+        except NicknameError as exc:
+            raise FrameError(ErrorCode.NICKNAME_INVALID, exc.message) from None
+        settings = self.service.settings
+        now = self.service.clock()
+        conv, visitor_id = new_id(), new_id()
+        token = secrets.token_urlsafe(24)
+        fields = {
+            "state": "waiting",
+            "visitor_id": visitor_id,
+            "nickname": nickname,
+            "nick_key": nickname_key(nickname),
+            "topic": frame.topic or "",
+            "lang": frame.lang,
+            "entry": frame.entry or "",
+            "created": repr(now),
+            "enqueued": repr(now),
+            "priority": "0",
+            "crisis": "0",
+        }
+        result = await self.store.open_conversation(
+            conv,
+            nickname_key(nickname),
+            queue_score(0, now),
+            token_hash(token),
+            RESUME_TTL,
+            settings.queue.max_waiting,
+            fields,
+        )
+        if result == -1:
+            raise FrameError(ErrorCode.NICKNAME_TAKEN, taken_message(frame.lang))
+        if result == -2:
+            self._closed("queue_full")
+            return
+        self.nickname = nickname
+        log.info("visitor_queued", conversation_id=conv)
+        await self.store.set_visitor_presence(conv, self.conn.id)
+        self.conn.send(
+            {
+                "type": "welcome",
+                "visitor_id": visitor_id,
+                "conversation_id": conv,
+                "nickname": nickname,
+                "resume_token": token,
+            }
+        )
+        self.link = VisitorLink(self.conn, conv, "waiting")
+        self.service.hub.add_visitor(self.link)
+        await self.service.hub.update_positions(force=self.link)
+        self.service.request_assignment()
+
+    def _closed(self, reason: str) -> None:
+        texts = self.service.settings.texts
+        self.conn.send(
+            {
+                "type": "closed",
+                "reason": reason,
+                "opens_at": None,
+                "message": texts.closed_en if self.lang == "en" else texts.closed_nl,
+            }
+        )
+        self.conn.close(1000, reason)
+
+    async def _resume(self, frame: Hello) -> None:
+        assert frame.resume is not None
+        conv = await self.store.resume_target(token_hash(frame.resume))
+        meta = await self.store.conversation(conv) if conv else None
+        if conv is None or meta is None:
+            raise FrameError(
+                ErrorCode.RESUME_INVALID,
+                "Dit gesprek bestaat niet meer."
+                if self.lang == "nl"
+                else "This conversation no longer exists.",
+            )
+        state = meta.get("state", "ended")
+        self.nickname = meta.get("nickname", "")
+        self.conn.send(
+            {
+                "type": "welcome",
+                "visitor_id": meta.get("visitor_id", ""),
+                "conversation_id": conv,
+                "nickname": self.nickname,
+                "resume_token": frame.resume,
+            }
+        )
+        self.link = VisitorLink(self.conn, conv, state)
+        log.info("visitor_resumed", conversation_id=conv, state=state)
+        with self.conn.syncing(conv):
+            self.service.hub.add_visitor(self.link)
+            if state != "ended":
+                await self.service.visitor_returned(conv, self.conn.id)
+            if state == "active":
+                self.conn.send(
+                    {
+                        "type": "assigned",
+                        "conversation_id": conv,
+                        "counsellor": meta.get("counsellor_name", ""),
+                    }
+                )
+            self.conn.seqs[conv] = frame.last_seq
+            missed = await self.store.messages(conv, after=frame.last_seq)
+            self.conn.send_history(conv, missed)
+        if state == "waiting":
+            await self.service.hub.update_positions(force=self.link)
+        elif state == "ended":
+            self.conn.send(
+                {"type": "ended", "conversation_id": conv, "reason": meta.get("reason", "timeout")}
+            )
+
+    # -- chat ------------------------------------------------------------------------
+    async def _say(self, frame: Say) -> None:
+        assert self.link is not None
+        if self.link.state not in ("waiting", "active"):
+            raise FrameError(ErrorCode.CONFLICT, "the conversation has ended")
+        conv = self.link.conversation_id
+        ref_key = f"v:{frame.ref}" if frame.ref is not None else None
+        result = await self.store.say(
+            conv, ref_key, "visitor", self.nickname, frame.text, self.service.clock(), self.conn.id
+        )
+        self.conn.send(ack_frame(frame.ref, result.seq))
+
+    async def _leave(self) -> None:
+        assert self.link is not None
+        if self.link.state == "ended":
+            raise FrameError(ErrorCode.CONFLICT, "the conversation has already ended")
+        await self.service.end(self.link.conversation_id, "visitor_left")
+
+    async def _survey(self, frame: Survey) -> None:
+        assert self.link is not None
+        if self.link.state != "ended":
+            raise FrameError(ErrorCode.CONFLICT, "a survey comes after the conversation ends")
+        fields: dict[str, Any] = {"survey_rating": str(frame.rating)}
+        if frame.understood is not None:
+            fields["survey_understood"] = "1" if frame.understood else "0"
+        if frame.comment:
+            fields["survey_comment"] = frame.comment
+        await self.store.update_conversation(self.link.conversation_id, fields)
+        self.conn.send({"type": "ack", "ref": frame.ref, "seq": None})

@@ -1,0 +1,184 @@
+"""Test helpers: a live server on a real port, and a protocol client over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgpack
+import websockets
+from aiohttp import web
+from websockets.asyncio.client import ClientConnection
+
+from chatserver.app import STORE, create_app
+from chatserver.auth import Role, add_staff
+from chatserver.config import Settings
+from chatserver.store import Store
+
+TIMEOUT = 5.0
+
+
+class Client:
+    """A protocol client: JSON or msgpack, frames as dicts."""
+
+    def __init__(self, ws: ClientConnection, protocol: str) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if self.protocol == "chat.v1.msgpack":
+            await self.ws.send(msgpack.packb(frame, use_bin_type=True))
+        else:
+            await self.ws.send(json.dumps(frame))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(data, bytes):
+            assert self.protocol == "chat.v1.msgpack", "binary frame on the JSON subprotocol"
+            frame = msgpack.unpackb(data, raw=False)
+        else:
+            assert self.protocol != "chat.v1.msgpack", "text frame on the msgpack subprotocol"
+            frame = json.loads(data)
+        self.seen.append(frame)
+        return frame  # type: ignore[no-any-return]
+
+    async def expect(
+        self,
+        type_: str,
+        timeout: float = TIMEOUT,
+        skip: tuple[str, ...] = ("queued", "queue", "typing", "notice"),
+    ) -> dict[str, Any]:
+        """The next frame of ``type_``; frames of the ``skip`` types may come first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.recv(max(0.01, deadline - loop.time()))
+            if frame["type"] == type_:
+                return frame
+            assert frame["type"] in skip, f"expected {type_}, got {frame}"
+
+    async def nothing(self, within: float = 0.3, skip: tuple[str, ...] = ()) -> None:
+        """No frame (other than ``skip`` types) arrives within ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (left := deadline - loop.time()) > 0:
+            try:
+                frame = await self.recv(left)
+            except TimeoutError:
+                return
+            assert frame["type"] in skip, f"unexpected frame {frame}"
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@dataclass
+class LiveServer:
+    settings: Settings
+    redis_url: str
+    base: str
+    app: web.Application
+    clients: list[Client] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE]
+
+    @property
+    def ws_base(self) -> str:
+        return self.base.replace("http://", "ws://")
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(cls, settings: Settings, redis_url: str) -> AsyncIterator[LiveServer]:
+        app = create_app(settings, redis_url)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        live = cls(settings, redis_url, f"http://127.0.0.1:{port}", app)
+        try:
+            yield live
+        finally:
+            for client in live.clients:
+                with contextlib.suppress(Exception):
+                    await client.close()
+            await runner.cleanup()
+
+    async def connect(
+        self,
+        path: str = "/ws/visitor",
+        protocol: str = "chat.v1.json",
+        headers: dict[str, str] | None = None,
+    ) -> Client:
+        ws = await websockets.connect(
+            f"{self.ws_base}{path}",
+            subprotocols=[protocol],  # type: ignore[list-item]
+            additional_headers=headers or {},
+            open_timeout=TIMEOUT,
+        )
+        client = Client(ws, protocol)
+        self.clients.append(client)
+        return client
+
+    async def visitor(
+        self, nickname: str, protocol: str = "chat.v1.json", **hello: Any
+    ) -> tuple[Client, dict[str, Any]]:
+        client = await self.connect("/ws/visitor", protocol)
+        await client.send({"type": "hello", "nickname": nickname, **hello})
+        welcome = await client.expect("welcome")
+        return client, welcome
+
+    async def add_staff(
+        self,
+        username: str,
+        role: str = "counsellor",
+        display_name: str | None = None,
+        password: str = "correct horse 1",
+        **kw: Any,
+    ) -> str:
+        member = await add_staff(
+            self.store, username, password, Role(role), display_name or username.title(), **kw
+        )
+        return member.staff_id
+
+    async def login(self, username: str, password: str = "correct horse 1") -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.base}/api/login", json={"username": username, "password": password}
+            ) as r,
+        ):
+            assert r.status == 200, await r.text()
+            return await r.json()  # type: ignore[no-any-return]
+
+    async def staff(
+        self,
+        username: str,
+        role: str = "counsellor",
+        protocol: str = "chat.v1.json",
+        available: int | None = 1,
+        **kw: Any,
+    ) -> Client:
+        """A logged-in staff client (the account is made first), optionally available."""
+        if await self.store.account(username) is None:
+            await self.add_staff(username, role, **kw)
+        token = (await self.login(username))["token"]
+        client = await self.connect(
+            "/ws/staff", protocol, headers={"Authorization": f"Bearer {token}"}
+        )
+        await client.expect("welcome")
+        if available:
+            await client.send({"type": "status", "state": "available", "capacity": available})
+            await client.expect("status")
+        return client
