@@ -52,6 +52,20 @@ class Keys:
     def staff_index(self) -> str:
         return self._g("staff-index")
 
+    @property
+    def facts(self) -> str:
+        """Index of anonymous facts: member conversation id, score the time it ended."""
+        return self._g("facts")
+
+    def fact(self, conversation_id: str) -> str:
+        """Anonymous facts of one ended conversation: times, topic, rating; no text."""
+        return self._g(f"fact:{conversation_id}")
+
+    @property
+    def counters(self) -> str:
+        """Monotonic counters shared by all processes (messages, rejected frames...)."""
+        return self._g("counters")
+
     def conversation(self, conversation_id: str) -> str:
         return self._g(f"conv:{conversation_id}")
 

@@ -141,7 +141,32 @@ class Service:
         if prev is not None:
             log.info("conversation_ended", conversation_id=conversation_id, reason=reason, was=prev)
             self.request_assignment()
+            await self.record_fact(conversation_id)
         return prev
+
+    async def record_fact(self, conversation_id: str) -> None:
+        """Keep what statistics need of an ended conversation: no text, no nickname."""
+        meta = await self.store.conversation(conversation_id)
+        if meta is None:
+            return
+        enqueued = float(meta.get("enqueued") or meta.get("created") or 0)
+        ended = float(meta.get("ended") or self.clock())
+        assigned = float(meta["assigned"]) if meta.get("assigned") else None
+        fact = {
+            "created": meta.get("created", ""),
+            "ended": repr(ended),
+            "reason": meta.get("reason", ""),
+            "topic": meta.get("topic", ""),
+            "entry": meta.get("entry", ""),
+            "lang": meta.get("lang", ""),
+            "crisis": meta.get("crisis", "0"),
+            "abandoned": "0" if assigned is not None else "1",
+            "waited": repr(round((assigned if assigned is not None else ended) - enqueued, 3)),
+            "duration": repr(round(ended - assigned, 3)) if assigned is not None else "",
+            "wrapup_topics": meta.get("wrapup_topics", ""),
+        }
+        ttl = max(60, int(self.settings.retention.statistics_days * DAY))
+        await self.store.record_fact(conversation_id, fact, ended, ttl)
 
     async def notice(self, conversation_id: str, to: str, code: str, message: str = "") -> None:
         await self.store.publish(

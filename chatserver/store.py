@@ -229,6 +229,36 @@ class Store:
         await self.rb.expire(k.refs(conversation_id), retention_seconds)
         return prev.decode() if isinstance(prev, bytes) else str(prev)
 
+    # -- anonymous facts for statistics ----------------------------------------------
+    async def record_fact(
+        self, conversation_id: str, fields: dict[str, str], ended: float, ttl_seconds: int
+    ) -> None:
+        key = self.keys.fact(conversation_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, mapping=cast(Any, fields))
+        pipe.expire(key, ttl_seconds)
+        pipe.zadd(self.keys.facts, {conversation_id: ended})
+        await pipe.execute()
+
+    async def update_fact(self, conversation_id: str, fields: dict[str, str]) -> None:
+        key = self.keys.fact(conversation_id)
+        if await self.r.exists(key):
+            await self.r.hset(key, mapping=cast(Any, fields))
+
+    async def facts_between(self, start: float, end: float) -> list[dict[str, str]]:
+        ids = cast(list[str], await self.r.zrangebyscore(self.keys.facts, start, end))
+        pipe = self.r.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hgetall(self.keys.fact(cid))
+        return [f for f in await pipe.execute() if f]
+
+    async def count(self, name: str, amount: int = 1) -> None:
+        await self.r.hincrby(self.keys.counters, name, amount)
+
+    async def counters(self) -> dict[str, int]:
+        raw = cast(dict[str, str], await self.r.hgetall(self.keys.counters))
+        return {k: int(v) for k, v in raw.items()}
+
     # -- queue and assignment ---------------------------------------------------------
     async def queue_ids(self) -> list[str]:
         return cast(list[str], await self.r.zrange(self.keys.queue, 0, -1))

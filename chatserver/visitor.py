@@ -213,4 +213,6 @@ class VisitorSession:
         if frame.comment:
             fields["survey_comment"] = frame.comment
         await self.store.update_conversation(self.link.conversation_id, fields)
+        anonymous = {k: v for k, v in fields.items() if k != "survey_comment"}
+        await self.store.update_fact(self.link.conversation_id, anonymous)
         self.conn.send({"type": "ack", "ref": frame.ref, "seq": None})

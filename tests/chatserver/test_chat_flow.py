@@ -69,3 +69,25 @@ async def test_counsellor_ends_with_wrapup(server: LiveServer) -> None:
     assert (await visitor.expect("ended"))["reason"] == "counsellor_ended"
     meta = await server.store.conversation(conv)
     assert meta is not None and meta["wrapup_topics"] == "school"
+
+
+async def test_anonymous_fact_recorded(server: LiveServer) -> None:
+    """An ended conversation leaves a fact with times, topic and rating, never text or name."""
+    counsellor = await server.staff("cas", skills=("thuis",))
+    visitor, welcome = await server.visitor("Noor", topic="thuis", entry="gemeente-x")
+    conv = (await counsellor.expect("assigned"))["conversation_id"]
+    await visitor.send({"type": "say", "text": "geheim verhaal", "ref": "a"})
+    await counsellor.expect("message")
+    await visitor.send({"type": "leave"})
+    await visitor.expect("ended")
+    await visitor.send({"type": "survey", "rating": 5, "understood": True, "comment": "fijn"})
+    await visitor.expect("ack")
+    facts = await server.store.facts_between(0, float("inf"))
+    assert len(facts) == 1
+    fact = facts[0]
+    assert fact["topic"] == "thuis" and fact["entry"] == "gemeente-x"
+    assert fact["abandoned"] == "0" and fact["survey_rating"] == "5"
+    assert fact["survey_understood"] == "1" and float(fact["duration"]) >= 0
+    flat = " ".join(fact.values())
+    assert "Noor" not in flat and "geheim" not in flat and "fijn" not in flat
+    assert welcome["conversation_id"] == conv
