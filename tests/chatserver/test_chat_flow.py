@@ -76,6 +76,7 @@ async def test_anonymous_fact_recorded(server: LiveServer) -> None:
     counsellor = await server.staff("cas", skills=("thuis",))
     visitor, welcome = await server.visitor("Noor", topic="thuis", entry="gemeente-x")
     conv = (await counsellor.expect("assigned"))["conversation_id"]
+    await visitor.expect("assigned")
     await visitor.send({"type": "say", "text": "geheim verhaal", "ref": "a"})
     await counsellor.expect("message")
     await visitor.send({"type": "leave"})
