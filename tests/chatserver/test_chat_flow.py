@@ -78,6 +78,7 @@ async def test_anonymous_fact_recorded(server: LiveServer) -> None:
     conv = (await counsellor.expect("assigned"))["conversation_id"]
     await visitor.expect("assigned")
     await visitor.send({"type": "say", "text": "geheim verhaal", "ref": "a"})
+    await visitor.expect("ack")
     await counsellor.expect("message")
     await visitor.send({"type": "leave"})
     await visitor.expect("ended")
