@@ -95,7 +95,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await asyncio.wait_for(request.app[STORE].ping(), timeout=2)
+        async with asyncio.timeout(2):
+            await request.app[STORE].ping()
     except (RedisError, OSError, TimeoutError):
         return web.json_response(
             {"status": "unavailable", "reason": "redis unreachable"}, status=503

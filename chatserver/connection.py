@@ -75,9 +75,13 @@ class Connection:
             self.closing = True
             await self.ws.close()
 
-    async def finish(self) -> None:
-        """Stop the writer once the handler is done with the socket."""
-        self.closing = True
+    async def finish(self, timeout: float = 2.0) -> None:
+        """Once the handler is done: write what is queued, close, stop the writer."""
+        if not self.closing:
+            self.close(CloseCode.NORMAL)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._writer)
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer

@@ -48,6 +48,7 @@ class Hub:
         self._positions_due = asyncio.Event()
         self.on_assignable: Callable[[], None] = lambda: None
         self.connected = False
+        self.stopping = False
 
     # -- registry -----------------------------------------------------------------
     def add_visitor(self, link: VisitorLink) -> None:
@@ -86,7 +87,7 @@ class Hub:
     async def listen(self) -> None:
         """Subscribe and route, reconnecting with capped exponential backoff."""
         delay = 0.1
-        while True:
+        while not self.stopping:
             pubsub = self.store.rb.pubsub()
             try:
                 await pubsub.subscribe(self.store.keys.channel)
@@ -264,7 +265,7 @@ class Hub:
     # -- queue positions ------------------------------------------------------------
     async def positions_loop(self, min_interval: float = 0.05) -> None:
         """Send ``queued`` to each local waiting visitor whose position changed."""
-        while True:
+        while not self.stopping:
             await self._positions_due.wait()
             self._positions_due.clear()
             try:

@@ -37,6 +37,7 @@ class Service:
         self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
         self._assign_due = asyncio.Event()
         self.clock = time.time
+        self.stopping = False
 
     @property
     def retention_seconds(self) -> int:
@@ -54,19 +55,26 @@ class Service:
         try:
             yield self
         finally:
+            # A flag as well as cancel(): a client library that swallows one
+            # CancelledError must not keep a loop alive at shutdown.
+            self.stopping = True
+            self.hub.stopping = True
+            self._assign_due.set()
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            for task in stuck:
+                log.warning("background_task_stuck", task=task.get_name())
 
     def request_assignment(self) -> None:
         self._assign_due.set()
 
     async def _assigner(self, period: float = 2.0) -> None:
-        while True:
+        while not self.stopping:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._assign_due.wait(), timeout=period)
+                async with asyncio.timeout(period):
+                    await self._assign_due.wait()
             self._assign_due.clear()
             try:
                 await self.assign_pass()
@@ -108,7 +116,7 @@ class Service:
         return claimed
 
     async def _sweeper(self, period: float = 1.0) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(period)
             try:
                 await self.sweep_graces()
