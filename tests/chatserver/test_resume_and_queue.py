@@ -1,0 +1,170 @@
+"""Queue positions, resume after a drop, and a counsellor who reconnects."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.helpers import LiveServer
+
+
+async def test_positions_update_when_someone_ahead_leaves(server: LiveServer) -> None:
+    """Every waiting visitor gets a new queued frame when their position changes."""
+    first, _ = await server.visitor("Een")
+    second, _ = await server.visitor("Twee")
+    third, _ = await server.visitor("Drie")
+    assert (await first.expect("queued"))["position"] == 1
+    assert (await second.expect("queued"))["position"] == 2
+    q3 = await third.expect("queued")
+    assert q3["position"] == 3 and q3["waiting"] == 3
+    await first.send({"type": "leave"})
+    await first.expect("ended")
+    assert (await second.expect("queued"))["position"] == 1
+    q3 = await third.expect("queued")
+    assert q3["position"] == 2 and q3["waiting"] == 2
+
+
+async def test_longest_waiting_goes_to_longest_idle(server: LiveServer) -> None:
+    """The visitor who waited longest goes to the counsellor who has been idle longest."""
+    early, w_early = await server.visitor("Vroeg")
+    late, w_late = await server.visitor("Laat")
+    idle_long = await server.staff("lang", available=None)
+    idle_short = await server.staff("kort", available=None)
+    await idle_long.send({"type": "status", "state": "available", "capacity": 1})
+    await idle_long.expect("status")
+    got_long = await idle_long.expect("assigned")
+    await idle_short.send({"type": "status", "state": "available", "capacity": 1})
+    await idle_short.expect("status")
+    got_short = await idle_short.expect("assigned")
+    assert got_long["conversation_id"] == w_early["conversation_id"]
+    assert got_short["conversation_id"] == w_late["conversation_id"]
+    del early, late
+
+
+async def test_capacity_allows_several_chats(server: LiveServer) -> None:
+    """A counsellor with capacity 2 gets two visitors and no third."""
+    counsellor = await server.staff("veel", available=2)
+    for name in ("Aa", "Bb", "Cc"):
+        await server.visitor(name)
+    got = {(await counsellor.expect("assigned"))["visitor"] for _ in range(2)}
+    assert got == {"Aa", "Bb"}
+    await counsellor.nothing(0.5, skip=("queue",))
+
+
+async def test_resume_replays_missed_messages_once(server: LiveServer) -> None:
+    """A visitor who drops and resumes gets every message after last_seq, once, in order."""
+    counsellor = await server.staff("anna")
+    visitor, welcome = await server.visitor("Jip")
+    conv, token = welcome["conversation_id"], welcome["resume_token"]
+    await counsellor.expect("assigned")
+    await visitor.expect("assigned")
+    await visitor.send({"type": "say", "text": "een", "ref": "v1"})
+    await visitor.expect("ack")
+    await counsellor.expect("message")
+    await visitor.close()
+    notice = await counsellor.expect("notice", skip=("queue",))
+    assert notice["code"] == "visitor_disconnected"
+    for i in range(3):
+        await counsellor.send({"type": "say", "conversation_id": conv, "text": f"c{i}"})
+        await counsellor.expect("ack")
+    back = await server.connect()
+    await back.send({"type": "hello", "resume": token, "last_seq": 1})
+    welcome2 = await back.expect("welcome")
+    assert welcome2["conversation_id"] == conv and welcome2["nickname"] == "Jip"
+    assert (await back.expect("assigned"))["conversation_id"] == conv
+    replay = [await back.expect("message") for _ in range(3)]
+    assert [m["seq"] for m in replay] == [2, 3, 4]
+    assert [m["text"] for m in replay] == ["c0", "c1", "c2"]
+    assert (await counsellor.expect("notice", skip=("queue",)))["code"] == "visitor_reconnected"
+    await counsellor.send({"type": "say", "conversation_id": conv, "text": "live"})
+    live = await back.expect("message")
+    assert live["seq"] == 5
+    await back.nothing(0.3)
+
+
+async def test_resent_say_is_stored_once(server: LiveServer) -> None:
+    """A say resent with the same ref is stored once and answered with the original ack."""
+    counsellor = await server.staff("anna")
+    visitor, welcome = await server.visitor("Fem")
+    conv = welcome["conversation_id"]
+    await counsellor.expect("assigned")
+    for _ in range(3):
+        await visitor.send({"type": "say", "text": "dubbel?", "ref": "same"})
+        assert (await visitor.expect("ack", skip=("queued", "assigned"))) == {
+            "type": "ack",
+            "ref": "same",
+            "seq": 1,
+        }
+    assert await server.store.message_count(conv) == 1
+    assert (await counsellor.expect("message"))["seq"] == 1
+    await counsellor.nothing(0.3, skip=("queue",))
+
+
+async def test_waiting_visitor_resumes_queue_place(server: LiveServer) -> None:
+    """A visitor who drops while waiting keeps the place and gets queued again on resume."""
+    first, _ = await server.visitor("Eerst")
+    second, w2 = await server.visitor("Later")
+    await second.expect("queued")
+    await second.close()
+    back = await server.connect()
+    await back.send({"type": "hello", "resume": w2["resume_token"]})
+    await back.expect("welcome")
+    queued = await back.expect("queued")
+    assert queued["position"] == 2
+    del first
+
+
+async def test_reconnecting_counsellor_gets_assigned_again(server: LiveServer) -> None:
+    """A counsellor's new socket gets assigned (with history) for each chat in progress."""
+    counsellor = await server.staff("anna", available=2)
+    v1, w1 = await server.visitor("Een")
+    v2, w2 = await server.visitor("Twee")
+    await counsellor.expect("assigned")
+    await counsellor.expect("assigned")
+    await v1.expect("assigned")
+    await v1.send({"type": "say", "text": "hallo", "ref": "x"})
+    await v1.expect("ack")
+    await counsellor.close()
+    notice = await v1.expect("notice")
+    assert notice["code"] == "counsellor_reconnecting"
+    again = await server.staff("anna", available=None)
+    frames = [await again.expect("assigned") for _ in range(2)]
+    by_conv = {f["conversation_id"]: f for f in frames}
+    assert set(by_conv) == {w1["conversation_id"], w2["conversation_id"]}
+    assert [m["text"] for m in by_conv[w1["conversation_id"]]["history"]] == ["hallo"]
+    del v2
+
+
+async def test_login_cookie_and_same_answer(server: LiveServer) -> None:
+    """Login sets an HttpOnly SameSite=Strict cookie; wrong name and wrong password look alike."""
+    await server.add_staff("anna")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{server.base}/api/login", json={"username": "anna", "password": "correct horse 1"}
+        ) as r:
+            assert r.status == 200
+            body = await r.json()
+            assert set(body) == {"token", "staff_id", "role", "display_name"}
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        answers = []
+        for name, pw in (("anna", "wrong password"), ("nobody", "correct horse 1")):
+            async with http.post(
+                f"{server.base}/api/login", json={"username": name, "password": pw}
+            ) as r:
+                answers.append((r.status, await r.text()))
+        assert answers[0] == answers[1] and answers[0][0] == 401
+        async with http.post(f"{server.base}/api/login", data=b"nonsense") as r:
+            assert r.status == 400
+    token = body["token"]
+    ws = await server.connect("/ws/staff", headers={"Cookie": f"chat_session={token}"})
+    assert (await ws.expect("welcome"))["role"] == "counsellor"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.base}/api/logout", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        assert r.status == 200
+    import pytest
+    import websockets
+
+    with pytest.raises(websockets.InvalidStatus):
+        await server.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
