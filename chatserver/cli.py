@@ -99,7 +99,7 @@ async def _serve_async(
         loop.add_signal_handler(sig, stop.set)
     import structlog
 
-    structlog.get_logger("chatserver").info("serving", host=host, port=port, pid=os.getpid())
+    structlog.get_logger("chatserver").info("serving", port=port, pid=os.getpid())
     await stop.wait()
     await runner.cleanup()
 

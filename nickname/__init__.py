@@ -1,5 +1,7 @@
 """TEMPORARY stub until the nickname branch lands."""
+
 from __future__ import annotations
+
 import random
 import unicodedata
 
@@ -22,7 +24,12 @@ def nickname_key(nick: str) -> str:
 def validate(raw: str, lang: str = "nl") -> str:
     nick = normalise(raw)
     if not 2 <= len(nick) <= 24:
-        raise NicknameError("length", "Kies een bijnaam van 2 tot 24 tekens." if lang == "nl" else "Choose a nickname of 2 to 24 characters.")
+        raise NicknameError(
+            "length",
+            "Kies een bijnaam van 2 tot 24 tekens."
+            if lang == "nl"
+            else "Choose a nickname of 2 to 24 characters.",
+        )
     return nick
 
 

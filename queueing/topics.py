@@ -1,4 +1,5 @@
 """TEMPORARY stub."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

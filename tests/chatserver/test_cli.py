@@ -1,0 +1,216 @@
+"""The real command line: ``chatserver serve`` on the embedded Redis, ``staff add``, restart."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import websockets
+
+from tests.conftest import free_port
+from tests.helpers import Client
+
+pytestmark = pytest.mark.slow
+CHATSERVER = [sys.executable, "-m", "chatserver"]
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    log = open(data_dir.parent / f"serve-{port}-{time.time_ns()}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*CHATSERVER, "serve", "--port", str(port), "--data-dir", str(data_dir), *extra],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with __import__("urllib.request").request.urlopen(
+                    f"http://127.0.0.1:{port}/readyz", timeout=1
+                ) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "chatserver serve exited early"
+            assert time.monotonic() < deadline, "chatserver serve did not get ready"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def staff_add(
+    data_dir: Path, username: str, role: str = "counsellor", password: str = "a long password"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *CHATSERVER,
+            "staff",
+            "add",
+            username,
+            "--role",
+            role,
+            "--display-name",
+            username.title(),
+            "--password-stdin",
+            "--data-dir",
+            str(data_dir),
+        ],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+async def login(port: int, username: str, password: str = "a long password") -> str:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{port}/api/login", json={"username": username, "password": password}
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()
+        return str((await r.json())["token"])
+
+
+async def connect(port: int, path: str, protocol: str, token: str | None = None) -> Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}{path}",
+        subprotocols=[protocol],  # type: ignore[list-item]
+        additional_headers=headers,
+    )
+    return Client(ws, protocol)
+
+
+async def test_embedded_service_survives_a_restart(tmp_path: Path) -> None:
+    """Serve on the private Redis, add staff while running, chat, restart: all still there."""
+    data_dir, port = tmp_path / "data", free_port()
+    with serving(data_dir, port):
+        added = staff_add(data_dir, "anna")
+        assert added.returncode == 0, added.stderr
+        assert json.loads(added.stdout)["role"] == "counsellor"
+        again = staff_add(data_dir, "anna")
+        assert again.returncode == 1 and "exists" in again.stderr
+        token = await login(port, "anna")
+        counsellor = await connect(port, "/ws/staff", "chat.v1.msgpack", token)
+        await counsellor.expect("welcome")
+        await counsellor.send({"type": "status", "state": "available", "capacity": 1})
+        visitor = await connect(port, "/ws/visitor", "chat.v1.json")
+        await visitor.send({"type": "hello", "nickname": "Sanne"})
+        conv = (await visitor.expect("welcome"))["conversation_id"]
+        assert (await counsellor.expect("assigned", skip=("status", "queue")))["visitor"] == "Sanne"
+        await visitor.expect("assigned")
+        await visitor.send({"type": "say", "text": "bewaar mij", "ref": "k1"})
+        assert (await visitor.expect("ack"))["seq"] == 1
+        await counsellor.send({"type": "say", "conversation_id": conv, "text": "en mij"})
+        assert (await counsellor.expect("ack", skip=("message", "queue")))["seq"] == 2
+        await visitor.close()
+        await counsellor.close()
+    assert (data_dir / "appendonly.aof").exists() or (data_dir / "appendonlydir").exists()
+    with serving(data_dir, port) as proc:
+        token = await login(port, "anna")
+        counsellor = await connect(port, "/ws/staff", "chat.v1.json", token)
+        await counsellor.expect("welcome")
+        assigned = await counsellor.expect("assigned", skip=("queue",))
+        assert [m["text"] for m in assigned["history"]] == ["bewaar mij", "en mij"]
+        await counsellor.close()
+        del proc
+    lines = [
+        line
+        for log_path in tmp_path.glob(f"serve-{port}-*.log")
+        for line in log_path.read_text().splitlines()
+        if line.strip()
+    ]
+    events = [json.loads(line) for line in lines]  # JSON lines off a terminal
+    assert any(e.get("event") == "login" for e in events)
+    joined = "\n".join(lines)
+    assert "bewaar mij" not in joined and "Sanne" not in joined and "127.0.0.1" not in joined
+
+
+async def test_staff_add_with_redis_url(redis_url: str, key_prefix: str, tmp_path: Path) -> None:
+    """``staff add --redis-url`` writes into that Redis under the configured key prefix."""
+    config = tmp_path / "chat.toml"
+    config.write_text(f'[server]\nkey_prefix = "{key_prefix}"\n')
+    result = subprocess.run(
+        [
+            *CHATSERVER,
+            "staff",
+            "add",
+            "bert",
+            "--role",
+            "supervisor",
+            "--display-name",
+            "Bert",
+            "--password-stdin",
+            "--redis-url",
+            redis_url,
+            "--config",
+            str(config),
+        ],
+        input="another long password\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    account = await r.hgetall(f"{key_prefix}:{{g}}:account:bert")
+    await r.aclose()
+    assert account["role"] == "supervisor" and account["password"].startswith("$argon2id$")
+    assert "m=19456,t=2,p=1" in account["password"]
+    short = subprocess.run(
+        [
+            *CHATSERVER,
+            "staff",
+            "add",
+            "cees",
+            "--role",
+            "counsellor",
+            "--display-name",
+            "C",
+            "--password-stdin",
+            "--redis-url",
+            redis_url,
+            "--config",
+            str(config),
+        ],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert short.returncode == 2 and "password" in short.stderr
+
+
+def test_bad_config_is_refused(tmp_path: Path) -> None:
+    """An unknown configuration key stops serve with a clear message, before anything starts."""
+    config = tmp_path / "bad.toml"
+    config.write_text("[limits]\ntext_max_charz = 5\n")
+    result = subprocess.run(
+        [*CHATSERVER, "serve", "--config", str(config), "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "text_max_charz" in result.stderr
+    assert not (tmp_path / "d").exists()
