@@ -31,6 +31,7 @@ from chatserver.keys import Keys
 from chatserver.service import Service
 from chatserver.staff import StaffSession
 from chatserver.store import Store
+from chatserver.supervision import start_watching
 from chatserver.visitor import VisitorSession
 from moderation.limits import TokenBucket
 from nickname import suggest
@@ -41,7 +42,16 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS_URL = web.AppKey("redis_url", str)
 STORE = web.AppKey("store", Store)
 SERVICE = web.AppKey("service", Service)
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+
+
+class OpenSockets:
+    """Every open websocket, weakly held, so shutdown can close them with 1001."""
+
+    def __init__(self) -> None:
+        self.all: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+
+SOCKETS = web.AppKey("sockets", OpenSockets)
 
 SESSION_COOKIE = "chat_session"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -75,14 +85,30 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def service_ctx(app: web.Application) -> AsyncIterator[None]:
     service = Service(app[STORE], app[SETTINGS])
     app[SERVICE] = service
+
+    async def auto_watch(conn: Connection, conversation_id: str) -> None:
+        account = await service.store.account_by_id(conn.staff_id or "")
+        meta = await service.store.conversation(conversation_id)
+        if account is not None and meta is not None:
+            await start_watching(
+                service,
+                conn,
+                account["id"],
+                account["role"],
+                account["display_name"],
+                conversation_id,
+                meta,
+            )
+
+    service.hub.on_auto_watch = auto_watch
     async with service.running():
         yield
 
 
 async def sockets_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[SOCKETS] = OpenSockets()
     yield
-    for ws in list(app[SOCKETS]):
+    for ws in list(app[SOCKETS].all):
         await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutdown")
 
 
@@ -241,7 +267,7 @@ async def _open_socket(request: web.Request) -> tuple[web.WebSocketResponse, Con
         compress=False,
     )
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
+    request.app[SOCKETS].all.add(ws)
     chosen = Subprotocol(ws.ws_protocol) if ws.ws_protocol else Subprotocol.JSON
     return ws, Connection(ws, chosen, settings.limits.send_queue_max)
 

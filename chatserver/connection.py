@@ -35,6 +35,9 @@ class Connection:
         self.seqs: dict[str, int] = {}
         self._buffers: dict[str, list[StoredMessage]] = {}
         self.closing = False
+        #: Set on staff sockets: who is on the other end, and whether they supervise.
+        self.staff_id: str | None = None
+        self.supervises = False
         self._closer: asyncio.Future[bool] | None = None
 
     # -- sending ------------------------------------------------------------------

@@ -65,8 +65,8 @@ class Event:
         return value if isinstance(value, str) else None
 
 
-def event(kind: str, **data: Any) -> bytes:
-    body: bytes = msgpack.packb({"k": kind, **data}, use_bin_type=True)
+def event(event_kind: str, /, **data: Any) -> bytes:
+    body: bytes = msgpack.packb({"k": event_kind, **data}, use_bin_type=True)
     return b"e|" + body
 
 

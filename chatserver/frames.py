@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from chatserver.errors import ErrorCode, FrameError
+from queueing.policy import PRIORITY_MAX, PRIORITY_MIN
 
 REF_MAX = 64
 ID_MAX = 64
@@ -218,6 +219,22 @@ class ConversationFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class Prioritise:
+    conversation_id: str
+    priority: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraineeFrame:
+    """``watch_trainee`` / ``unwatch_trainee``: follow every conversation of a trainee."""
+
+    type: str
+    staff_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     ref: str | None = None
 
@@ -290,7 +307,33 @@ def _whisper(obj: Mapping[str, Any], limit: int) -> Whisper:
     return Whisper(conversation_id=_conv(obj), text=_text(obj, limit), ref=_ref(obj))
 
 
-StaffFrame = Status | Say | Typing | End | Transfer | ConversationFrame | Overview | Whisper
+def _prioritise(obj: Mapping[str, Any], limit: int) -> Prioritise:
+    priority = _req(obj, "priority", int)
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise FrameError(
+            ErrorCode.INVALID, f"field 'priority' must be {PRIORITY_MIN} to {PRIORITY_MAX}"
+        )
+    return Prioritise(conversation_id=_conv(obj), priority=priority, ref=_ref(obj))
+
+
+def _trainee(obj: Mapping[str, Any], limit: int) -> TraineeFrame:
+    return TraineeFrame(
+        type=obj["type"], staff_id=_req(obj, "staff_id", str, max_len=ID_MAX), ref=_ref(obj)
+    )
+
+
+StaffFrame = (
+    Status
+    | Say
+    | Typing
+    | End
+    | Transfer
+    | ConversationFrame
+    | Overview
+    | Whisper
+    | Prioritise
+    | TraineeFrame
+)
 
 _STAFF: dict[str, Callable[[Mapping[str, Any], int], StaffFrame]] = {
     "status": _status,
@@ -302,6 +345,12 @@ _STAFF: dict[str, Callable[[Mapping[str, Any], int], StaffFrame]] = {
     "watch": _conversation_frame,
     "unwatch": _conversation_frame,
     "whisper": _whisper,
+    "join": _conversation_frame,
+    "takeover": _conversation_frame,
+    "help": _conversation_frame,
+    "prioritise": _prioritise,
+    "watch_trainee": _trainee,
+    "unwatch_trainee": _trainee,
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import structlog
@@ -46,6 +46,12 @@ class Hub:
         #: Staff connections following a conversation: its counsellor's sockets, watchers.
         self.followers: dict[str, set[Connection]] = defaultdict(set)
         self._positions_due = asyncio.Event()
+        self._overview_due = asyncio.Event()
+        self.overview_subscribers: set[Connection] = set()
+        #: Local supervisor sockets following a trainee: trainee staff id -> sockets.
+        self.trainee_watchers: dict[str, set[Connection]] = defaultdict(set)
+        self.build_overview: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        self.on_auto_watch: Callable[[Connection, str], Awaitable[None]] | None = None
         self.on_assignable: Callable[[], None] = lambda: None
         self.connected = False
         self.stopping = False
@@ -65,10 +71,16 @@ class Hub:
     def add_staff(self, staff_id: str, conn: Connection) -> None:
         self.staff[staff_id].add(conn)
 
+    def supervisors(self) -> list[Connection]:
+        return [c for conns in self.staff.values() for c in conns if c.supervises]
+
     def remove_staff(self, staff_id: str, conn: Connection) -> None:
         self.staff[staff_id].discard(conn)
         if not self.staff[staff_id]:
             del self.staff[staff_id]
+        self.overview_subscribers.discard(conn)
+        for conns in self.trainee_watchers.values():
+            conns.discard(conn)
         for conv in [c for c, conns in self.followers.items() if conn in conns]:
             self.unfollow(conv, conn)
 
@@ -156,6 +168,7 @@ class Hub:
 
     async def _on_queue(self, ev: Event) -> None:
         self._positions_due.set()
+        self._overview_due.set()
 
     async def _on_assigned(self, ev: Event) -> None:
         conv, staff_id = ev.data["c"], ev.data["s"]
@@ -177,6 +190,10 @@ class Hub:
             )
         for conn in list(self.staff.get(staff_id, ())):
             await self.send_assigned(conn, conv, meta)
+        if self.on_auto_watch is not None:
+            for conn in list(self.trainee_watchers.get(staff_id, ())):
+                await self.on_auto_watch(conn, conv)
+        self._overview_due.set()
 
     async def send_assigned(
         self,
@@ -200,6 +217,7 @@ class Hub:
                 "topic": meta.get("topic") or None,
                 "waited_seconds": round(assigned_at - float(meta.get("enqueued") or 0), 1),
                 "history": [m.frame(conversation_id) for m in history],
+                "transfer_note": meta.get("transfer_note") or None,
                 **(extra or {}),
             }
             conn.send(frame)
@@ -217,6 +235,7 @@ class Hub:
             conn.send(frame)
             self.unfollow(conv, conn)
         self.on_assignable()
+        self._overview_due.set()
 
     async def _on_typing(self, ev: Event) -> None:
         conv = ev.data["c"]
@@ -242,16 +261,99 @@ class Hub:
                 "message": ev.data.get("message", ""),
             }
         )
-        if ev.data["to"] == "visitor":
+        to = ev.data["to"]
+        if to == "visitor":
             link = self.visitors.get(conv)
             if link is not None:
                 link.conn.send(frame)
         else:
+            only = to[6:] if to.startswith("staff:") else None
             for conn in list(self.followers.get(conv, ())):
-                conn.send(frame)
+                if only is None or conn.staff_id == only:
+                    conn.send(frame)
 
     async def _on_status(self, ev: Event) -> None:
         self.on_assignable()
+        self._overview_due.set()
+
+    async def _on_whisper(self, ev: Event) -> None:
+        """Whispers go to the conversation's staff followers only: never a visitor link."""
+        conv = ev.data["c"]
+        frame = Outgoing(
+            {
+                "type": "whisper",
+                "conversation_id": conv,
+                "author": ev.data["author"],
+                "text": ev.data["text"],
+                "ts": ev.data["ts"],
+            }
+        )
+        for conn in list(self.followers.get(conv, ())):
+            conn.send(frame)
+
+    async def _on_alert(self, ev: Event) -> None:
+        frame: dict[str, Any] = {
+            "type": "alert",
+            "kind": ev.data["kind"],
+            "message": ev.data.get("message", ""),
+        }
+        if ev.data.get("c"):
+            frame["conversation_id"] = ev.data["c"]
+        out = Outgoing(frame)
+        for conn in self.supervisors():
+            conn.send(out)
+
+    async def _on_overview(self, ev: Event) -> None:
+        self._overview_due.set()
+
+    def _release_staff(self, conv: str, staff_id: str, reason: str) -> None:
+        frame = Outgoing({"type": "ended", "conversation_id": conv, "reason": reason})
+        for conn in list(self.followers.get(conv, ())):
+            if conn.staff_id == staff_id:
+                conn.send(frame)
+                self.unfollow(conv, conn)
+
+    async def _on_requeued(self, ev: Event) -> None:
+        conv, old = ev.data["c"], ev.data["s"]
+        self._release_staff(conv, old, "transferred")
+        link = self.visitors.get(conv)
+        if link is not None:
+            link.state = "waiting"
+            link.position = None
+            link.conn.send(
+                {
+                    "type": "notice",
+                    "conversation_id": conv,
+                    "code": "transferred",
+                    "message": ev.data.get("message", ""),
+                }
+            )
+        self._positions_due.set()
+        self._overview_due.set()
+
+    async def _on_transferred(self, ev: Event) -> None:
+        conv, old, new = ev.data["c"], ev.data["from"], ev.data["to"]
+        self._release_staff(conv, old, "transferred")
+        link = self.visitors.get(conv)
+        if link is not None:
+            link.conn.send(
+                {
+                    "type": "notice",
+                    "conversation_id": conv,
+                    "code": "transferred",
+                    "message": ev.data.get("message", ""),
+                }
+            )
+            link.conn.send(
+                {"type": "assigned", "conversation_id": conv, "counsellor": ev.data.get("name", "")}
+            )
+        if new in self.staff:
+            meta = await self.store.conversation(conv)
+            if meta is not None:
+                for conn in list(self.staff[new]):
+                    self.unfollow(conv, conn)
+                    await self.send_assigned(conn, conv, meta)
+        self._overview_due.set()
 
     _handlers: ClassVar[dict[str, Callable[[Hub, Event], Any]]] = {
         "queue": _on_queue,
@@ -260,6 +362,11 @@ class Hub:
         "typing": _on_typing,
         "notice": _on_notice,
         "status": _on_status,
+        "whisper": _on_whisper,
+        "alert": _on_alert,
+        "overview": _on_overview,
+        "requeued": _on_requeued,
+        "transferred": _on_transferred,
     }
 
     # -- queue positions ------------------------------------------------------------
@@ -273,6 +380,24 @@ class Hub:
             except RedisError as exc:
                 log.warning("positions_update_failed", error=type(exc).__name__)
             await asyncio.sleep(min_interval)
+
+    async def overview_loop(self, min_interval: float = 0.25) -> None:
+        """Send a fresh overview to subscribed supervisors, at most every ``min_interval``."""
+        while not self.stopping:
+            await self._overview_due.wait()
+            self._overview_due.clear()
+            if self.overview_subscribers and self.build_overview is not None:
+                try:
+                    out = Outgoing(await self.build_overview())
+                except RedisError as exc:
+                    log.warning("overview_failed", error=type(exc).__name__)
+                else:
+                    for conn in list(self.overview_subscribers):
+                        conn.send(out)
+            await asyncio.sleep(min_interval)
+
+    def overview_changed(self) -> None:
+        self._overview_due.set()
 
     def positions_changed(self) -> None:
         self._positions_due.set()

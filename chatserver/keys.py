@@ -66,6 +66,23 @@ class Keys:
         """Monotonic counters shared by all processes (messages, rejected frames...)."""
         return self._g("counters")
 
+    @property
+    def audit(self) -> str:
+        """Append-only audit stream of supervision actions."""
+        return self._g("audit")
+
+    def watchers(self, conversation_id: str) -> str:
+        """Staff ids watching a conversation (for the overview and the counsellor)."""
+        return self._g(f"watchers:{conversation_id}")
+
+    def trainee_watchers(self, staff_id: str) -> str:
+        """Supervisors watching a trainee: while empty, the trainee gets no chats."""
+        return self._g(f"trainee-watchers:{staff_id}")
+
+    def participants(self, conversation_id: str) -> str:
+        """Supervisors who joined a conversation visibly and may write in it."""
+        return self._g(f"joined:{conversation_id}")
+
     def conversation(self, conversation_id: str) -> str:
         return self._g(f"conv:{conversation_id}")
 
@@ -93,6 +110,14 @@ class Keys:
     # -- per-conversation slot ------------------------------------------------------
     def messages(self, conversation_id: str) -> str:
         return f"{self.prefix}:{{c:{conversation_id}}}:msgs"
+
+    def whispers(self, conversation_id: str) -> str:
+        """Supervisor whispers: a key of their own, which no visitor path ever reads."""
+        return f"{self.prefix}:{{c:{conversation_id}}}:whispers"
+
+    def comments(self, conversation_id: str) -> str:
+        """Review comments on single messages, for the counsellor's intervision."""
+        return f"{self.prefix}:{{c:{conversation_id}}}:comments"
 
     def refs(self, conversation_id: str) -> str:
         return f"{self.prefix}:{{c:{conversation_id}}}:refs"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from chatserver.config import Settings
 from chatserver.events import event
 from chatserver.hub import Hub
+from chatserver.overview import build_overview
 from chatserver.store import Store
 from queueing.policy import QueuePolicy, plan_assignments
 
@@ -34,9 +35,10 @@ class Service:
         self.settings = settings
         self.hub = Hub(store)
         self.hub.on_assignable = self.request_assignment
+        self.hub.build_overview = lambda: build_overview(self.store, self.clock())
         self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
         self._assign_due = asyncio.Event()
-        self.clock = time.time
+        self.clock: Callable[[], float] = time.time
         self.stopping = False
 
     @property
@@ -49,6 +51,7 @@ class Service:
         tasks = [
             asyncio.create_task(self.hub.listen(), name="event-listener"),
             asyncio.create_task(self.hub.positions_loop(), name="positions"),
+            asyncio.create_task(self.hub.overview_loop(), name="overview"),
             asyncio.create_task(self._assigner(), name="assigner"),
             asyncio.create_task(self._sweeper(), name="grace-sweeper"),
         ]
@@ -136,6 +139,9 @@ class Service:
             elif kind == "s":
                 log.info("counsellor_grace_expired", staff_id=ident)
                 await self.store.set_status(ident, "offline", None, self.clock())
+                for conv in await self.store.staff_conversation_ids(ident):
+                    await self.store.requeue(conv, ident, self.clock(), "")
+                self.request_assignment()
 
     # -- operations ------------------------------------------------------------------
     async def end(self, conversation_id: str, reason: str) -> str | None:
@@ -237,6 +243,19 @@ class Service:
                     "De verbinding van je hulpverlener is even weg. Blijf "
                     "gerust, je gesprek blijft bewaard.",
                 )
+
+    async def trainee_watch(self, trainee_id: str, supervisor_id: str, on: bool) -> None:
+        """A trainee is only assigned while at least one supervisor watches them."""
+        key = self.store.keys.trainee_watchers(trainee_id)
+        if on:
+            await self.store.r.sadd(key, supervisor_id)
+        else:
+            await self.store.r.srem(key, supervisor_id)
+        watched = await self.store.r.scard(key) > 0
+        await self.store.r.hset(
+            self.store.keys.staff_state(trainee_id), "watched", "1" if watched else "0"
+        )
+        await self.store.publish(event("status", s=trainee_id))
 
     async def stats_fact(self, kind: str, **fields: Any) -> None:
         """Hook for anonymous statistics facts (no text, no nickname)."""

@@ -1,4 +1,9 @@
-"""The staff socket: counsellors chat; supervisors also oversee, watch and whisper."""
+"""The staff socket: counsellors chat; supervisors also oversee, watch, whisper, step in.
+
+Every frame is checked against the sender's rights, not only the handshake: a counsellor
+may touch only the conversations assigned to them (or that they joined); supervisors may
+oversee all; nobody but a conversation's own parties may write in it.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +19,47 @@ from chatserver.frames import (
     ConversationFrame,
     End,
     Overview,
+    Prioritise,
     Say,
     StaffFrame,
     Status,
+    TraineeFrame,
     Transfer,
     Typing,
     Whisper,
     ack_frame,
 )
 from chatserver.service import Service
+from chatserver.supervision import start_watching, stop_watching
 
 log = structlog.get_logger("chatserver.staff")
 
-SUPERVISOR_ONLY = (Overview, Whisper)
+SUPERVISOR_FRAMES = (
+    "overview",
+    "watch",
+    "unwatch",
+    "whisper",
+    "join",
+    "takeover",
+    "prioritise",
+    "watch_trainee",
+    "unwatch_trainee",
+)
+
+
+def frame_type(frame: StaffFrame) -> str:
+    if isinstance(frame, ConversationFrame | TraineeFrame):
+        return frame.type
+    return {
+        Status: "status",
+        Say: "say",
+        Typing: "typing",
+        End: "end",
+        Transfer: "transfer",
+        Overview: "overview",
+        Whisper: "whisper",
+        Prioritise: "prioritise",
+    }[type(frame)]
 
 
 class StaffSession:
@@ -35,6 +68,9 @@ class StaffSession:
         self.store = service.store
         self.conn = conn
         self.member = member
+        conn.staff_id = member.staff_id
+        conn.supervises = member.supervises
+        self.watched_trainees: set[str] = set()
 
     async def start(self) -> None:
         m = self.member
@@ -46,6 +82,7 @@ class StaffSession:
                 "staff_id": m.staff_id,
                 "role": m.role.value,
                 "display_name": m.display_name,
+                "trainee": m.trainee,
             }
         )
         for conv in await self.store.staff_conversation_ids(m.staff_id):
@@ -55,41 +92,60 @@ class StaffSession:
         self.service.hub.positions_changed()
 
     async def closed(self) -> None:
-        self.service.hub.remove_staff(self.member.staff_id, self.conn)
+        hub = self.service.hub
+        watching = [c for c, conns in hub.followers.items() if self.conn in conns]
+        hub.remove_staff(self.member.staff_id, self.conn)
+        for conv in watching:
+            if not any(c.staff_id == self.member.staff_id for c in hub.followers.get(conv, ())):
+                await self.store.set_watching(conv, self.member.staff_id, False)
+        for trainee in self.watched_trainees:
+            await self.service.trainee_watch(trainee, self.member.staff_id, False)
         await self.service.staff_dropped(self.member.staff_id, self.conn.id)
 
-    async def handle(self, frame: StaffFrame) -> None:
-        supervision = isinstance(frame, SUPERVISOR_ONLY) or (
-            isinstance(frame, ConversationFrame) and frame.type in ("watch", "unwatch")
-        )
-        if supervision and not self.member.supervises:
-            raise FrameError(ErrorCode.FORBIDDEN, "only supervisors may do this")
-        if isinstance(frame, Status):
-            await self._status(frame)
-        elif isinstance(frame, Say):
-            await self._say(frame)
-        elif isinstance(frame, Typing):
-            await self._own(frame.conversation_id)
-            assert frame.conversation_id is not None
-            await self.service.typing(
-                frame.conversation_id, "counsellor", frame.active, self.conn.id
-            )
-        elif isinstance(frame, End):
-            await self._end(frame)
-        elif isinstance(frame, Transfer | ConversationFrame | Overview | Whisper):
-            raise FrameError(ErrorCode.CONFLICT, "supervision is not available yet")
+    def _done(self, ref: str | None, conversation_id: str | None = None) -> None:
+        frame: dict[str, Any] = {"type": "ack", "ref": ref, "seq": None}
+        if conversation_id is not None:
+            frame["conversation_id"] = conversation_id
+        self.conn.send(frame)
 
-    async def _own(self, conversation_id: str | None) -> dict[str, str]:
-        """The conversation's state, if this counsellor holds it and it is active."""
+    async def _audit(self, action: str, conversation_id: str = "", **extra: str) -> None:
+        await self.store.audit(
+            self.member.staff_id, self.member.role.value, action, conversation_id, extra
+        )
+
+    async def handle(self, frame: StaffFrame) -> None:
+        kind = frame_type(frame)
+        if kind in SUPERVISOR_FRAMES and not self.member.supervises:
+            raise FrameError(ErrorCode.FORBIDDEN, "only supervisors may do this")
+        handler = getattr(self, f"_on_{kind}")
+        await handler(frame)
+
+    # -- access --------------------------------------------------------------------------
+    async def _meta(
+        self, conversation_id: str, states: tuple[str, ...] = ("active",)
+    ) -> dict[str, str]:
+        meta = await self.store.conversation(conversation_id)
+        if meta is None:
+            raise FrameError(ErrorCode.NOT_FOUND, "no such conversation")
+        if meta.get("state") not in states:
+            raise FrameError(ErrorCode.CONFLICT, f"the conversation is {meta.get('state')}")
+        return meta
+
+    async def _own(self, conversation_id: str | None, *, joined_ok: bool = True) -> dict[str, str]:
+        """The conversation, if this staff member holds it (or joined it) and it is active."""
         assert conversation_id is not None
         meta = await self.store.conversation(conversation_id)
-        if meta is None or meta.get("counsellor") != self.member.staff_id:
+        mine = meta is not None and meta.get("counsellor") == self.member.staff_id
+        if meta is not None and not mine and joined_ok:
+            mine = await self.store.has_joined(conversation_id, self.member.staff_id)
+        if meta is None or not mine:
             raise FrameError(ErrorCode.NOT_FOUND, "no such conversation of yours")
         if meta.get("state") != "active":
             raise FrameError(ErrorCode.CONFLICT, "the conversation is not active")
         return meta
 
-    async def _status(self, frame: Status) -> None:
+    # -- every role ------------------------------------------------------------------------
+    async def _on_status(self, frame: Status) -> None:
         m = self.member
         extra = {
             "name": m.display_name,
@@ -113,7 +169,7 @@ class StaffSession:
         await self.store.publish(event("status", s=m.staff_id))
         self.service.request_assignment()
 
-    async def _say(self, frame: Say) -> None:
+    async def _on_say(self, frame: Say) -> None:
         conv = frame.conversation_id
         await self._own(conv)
         assert conv is not None
@@ -129,8 +185,13 @@ class StaffSession:
         )
         self.conn.send(ack_frame(frame.ref, result.seq, conv))
 
-    async def _end(self, frame: End) -> None:
+    async def _on_typing(self, frame: Typing) -> None:
         await self._own(frame.conversation_id)
+        assert frame.conversation_id is not None
+        await self.service.typing(frame.conversation_id, "counsellor", frame.active, self.conn.id)
+
+    async def _on_end(self, frame: End) -> None:
+        await self._own(frame.conversation_id, joined_ok=False)
         if frame.wrapup is not None:
             await self.store.update_conversation(
                 frame.conversation_id,
@@ -140,10 +201,170 @@ class StaffSession:
                 },
             )
         await self.service.end(frame.conversation_id, "counsellor_ended")
-        reply: dict[str, Any] = {
-            "type": "ack",
-            "ref": frame.ref,
-            "seq": None,
-            "conversation_id": frame.conversation_id,
-        }
-        self.conn.send(reply)
+        self._done(frame.ref, frame.conversation_id)
+
+    async def _on_help(self, frame: ConversationFrame) -> None:
+        await self._own(frame.conversation_id)
+        await self._audit("help", frame.conversation_id)
+        await self.store.publish(
+            event(
+                "alert",
+                kind="help_requested",
+                c=frame.conversation_id,
+                message=f"{self.member.display_name} vraagt hulp / asks for help",
+            )
+        )
+        self._done(frame.ref, frame.conversation_id)
+
+    async def _on_transfer(self, frame: Transfer) -> None:
+        conv = frame.conversation_id
+        meta = (
+            await self._meta(conv)
+            if self.member.supervises
+            else await self._own(conv, joined_ok=False)
+        )
+        holder = meta.get("counsellor", "")
+        note = frame.note or ""
+        if frame.to is None:
+            await self._audit("transfer", conv, to="queue")
+            ok = await self.store.requeue(conv, holder, self.service.clock(), note)
+            self.service.request_assignment()
+        else:
+            target = await self.store.account_by_id(frame.to)
+            state = (await self.store.staff_state(frame.to)).get("state") if target else None
+            if target is None:
+                raise FrameError(ErrorCode.NOT_FOUND, "no such colleague")
+            if state not in ("available", "paused") or frame.to == holder:
+                raise FrameError(ErrorCode.CONFLICT, "that colleague cannot take it now")
+            await self._audit("transfer", conv, to=frame.to)
+            ok = await self._reassign(conv, holder, frame.to, target["display_name"], note)
+        if not ok:
+            raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")
+        self._done(frame.ref, conv)
+
+    async def _reassign(self, conv: str, old: str, new: str, name: str, note: str) -> bool:
+        published = event(
+            "transferred",
+            c=conv,
+            to=new,
+            name=name,
+            message=(
+                "Je gesprek gaat verder met een andere hulpverlener. Je berichten blijven staan."
+            ),
+            **{"from": old},
+        )
+        return await self.store.reassign(
+            conv, old, new, name, self.service.clock(), note, published
+        )
+
+    # -- supervisors ------------------------------------------------------------------------
+    async def _on_overview(self, frame: Overview) -> None:
+        self.service.hub.overview_subscribers.add(self.conn)
+        self.service.hub.overview_changed()
+
+    async def _on_watch(self, frame: ConversationFrame) -> None:
+        meta = await self._meta(frame.conversation_id, ("waiting", "active"))
+        m = self.member
+        await start_watching(
+            self.service,
+            self.conn,
+            m.staff_id,
+            m.role.value,
+            m.display_name,
+            frame.conversation_id,
+            meta,
+        )
+
+    async def _on_unwatch(self, frame: ConversationFrame) -> None:
+        m = self.member
+        await stop_watching(
+            self.service, self.conn, m.staff_id, m.role.value, frame.conversation_id
+        )
+        self._done(frame.ref, frame.conversation_id)
+
+    async def _on_whisper(self, frame: Whisper) -> None:
+        conv = frame.conversation_id
+        await self._meta(conv, ("waiting", "active"))
+        await self._audit("whisper", conv)
+        now = self.service.clock()
+        await self.store.add_whisper(
+            conv, self.member.staff_id, self.member.display_name, frame.text, now
+        )
+        await self.store.publish(
+            event("whisper", c=conv, author=self.member.display_name, text=frame.text, ts=now)
+        )
+        self._done(frame.ref, conv)
+
+    async def _on_join(self, frame: ConversationFrame) -> None:
+        conv = frame.conversation_id
+        meta = await self._meta(conv)
+        await self._audit("join", conv)
+        if await self.store.join(conv, self.member.staff_id):
+            await self.store.say(
+                conv,
+                None,
+                "system",
+                "",
+                f"Een collega ({self.member.display_name}) doet mee aan het gesprek.",
+                self.service.clock(),
+                "",
+            )
+        if self.conn not in self.service.hub.followers.get(conv, ()):
+            m = self.member
+            await start_watching(
+                self.service,
+                self.conn,
+                m.staff_id,
+                m.role.value,
+                m.display_name,
+                conv,
+                meta,
+                action="watch",
+            )
+        self._done(frame.ref, conv)
+
+    async def _on_takeover(self, frame: ConversationFrame) -> None:
+        conv = frame.conversation_id
+        meta = await self._meta(conv)
+        holder = meta.get("counsellor", "")
+        if holder == self.member.staff_id:
+            raise FrameError(ErrorCode.CONFLICT, "this conversation is already yours")
+        await self._audit("takeover", conv, **{"from": holder})
+        self.service.hub.unfollow(conv, self.conn)
+        if not await self._reassign(
+            conv, holder, self.member.staff_id, self.member.display_name, ""
+        ):
+            raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")
+        self._done(frame.ref, conv)
+
+    async def _on_prioritise(self, frame: Prioritise) -> None:
+        await self._meta(frame.conversation_id, ("waiting",))
+        await self._audit("prioritise", frame.conversation_id, priority=str(frame.priority))
+        if not await self.store.prioritise(frame.conversation_id, frame.priority):
+            raise FrameError(ErrorCode.CONFLICT, "the visitor is no longer waiting")
+        self.service.request_assignment()
+        self._done(frame.ref, frame.conversation_id)
+
+    async def _on_watch_trainee(self, frame: TraineeFrame) -> None:
+        target = await self.store.account_by_id(frame.staff_id)
+        if target is None or target.get("trainee") != "1":
+            raise FrameError(ErrorCode.NOT_FOUND, "no such trainee")
+        await self._audit("watch_trainee", "", trainee=frame.staff_id)
+        self.service.hub.trainee_watchers[frame.staff_id].add(self.conn)
+        self.watched_trainees.add(frame.staff_id)
+        await self.service.trainee_watch(frame.staff_id, self.member.staff_id, True)
+        for conv in await self.store.staff_conversation_ids(frame.staff_id):
+            meta = await self.store.conversation(conv)
+            if meta is not None and meta.get("state") == "active":
+                m = self.member
+                await start_watching(
+                    self.service, self.conn, m.staff_id, m.role.value, m.display_name, conv, meta
+                )
+        self._done(frame.ref)
+
+    async def _on_unwatch_trainee(self, frame: TraineeFrame) -> None:
+        await self._audit("unwatch_trainee", "", trainee=frame.staff_id)
+        self.service.hub.trainee_watchers[frame.staff_id].discard(self.conn)
+        self.watched_trainees.discard(frame.staff_id)
+        await self.service.trainee_watch(frame.staff_id, self.member.staff_id, False)
+        self._done(frame.ref)

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from chatserver.events import StoredMessage, event, pack_entry, unpack_entry
 from chatserver.keys import Keys
-from queueing.policy import CounsellorSlot, WaitingVisitor
+from queueing.policy import PRIORITY_WEIGHT, CounsellorSlot, WaitingVisitor
 
-SCRIPTS = ("say", "hello", "claim", "end", "status", "release")
+SCRIPTS = ("say", "hello", "claim", "end", "status", "release", "reassign", "requeue", "prioritise")
 
 
 def _script(name: str) -> str:
@@ -272,15 +273,16 @@ class Store:
             return []
         pipe = self.r.pipeline(transaction=False)
         for cid in ids:
-            pipe.hmget(self.keys.conversation(cid), "enqueued", "priority", "topic", "crisis")
+            pipe.hmget(
+                self.keys.conversation(cid), "queued_at", "enqueued", "priority", "topic", "crisis"
+            )
         rows = await pipe.execute()
         out = []
-        for cid, (enq, prio, topic, crisis) in zip(ids, rows, strict=True):
-            if enq is None:
+        for cid, (queued_at, enq, prio, topic, crisis) in zip(ids, rows, strict=True):
+            at = queued_at if queued_at is not None else enq
+            if at is None:
                 continue
-            out.append(
-                WaitingVisitor(cid, float(enq), int(prio or 0), topic or None, crisis == "1")
-            )
+            out.append(WaitingVisitor(cid, float(at), int(prio or 0), topic or None, crisis == "1"))
         return out
 
     async def available_snapshot(self) -> list[CounsellorSlot]:
@@ -406,3 +408,170 @@ class Store:
     async def take_grace(self, member: str) -> bool:
         """True for exactly one process: the one that removed the deadline."""
         return bool(await self.r.zrem(self.keys.grace, member))
+
+    # -- supervision ---------------------------------------------------------------------
+    async def add_whisper(
+        self, conversation_id: str, author_id: str, author: str, text: str, ts: float
+    ) -> None:
+        entry = msgpack.packb([author_id, author, text, ts], use_bin_type=True)
+        key = self.keys.whispers(conversation_id)
+        await self.rb.rpush(key, entry)
+        await self.rb.expire(key, 86400 * 400)
+
+    async def whispers(self, conversation_id: str) -> list[dict[str, Any]]:
+        raw = await self.rb.lrange(self.keys.whispers(conversation_id), 0, -1)
+        out = []
+        for entry in raw:
+            author_id, author, text, ts = msgpack.unpackb(entry, raw=False)
+            out.append({"author_id": author_id, "author": author, "text": text, "ts": ts})
+        return out
+
+    async def reassign(
+        self,
+        conversation_id: str,
+        old: str,
+        new: str,
+        new_name: str,
+        now: float,
+        note: str,
+        published: bytes,
+    ) -> bool:
+        k = self.keys
+        return bool(
+            await self._run(
+                "reassign",
+                [
+                    k.conversation(conversation_id),
+                    k.staff_state(old),
+                    k.staff_conversations(old),
+                    k.staff_state(new),
+                    k.staff_conversations(new),
+                    k.available,
+                ],
+                [conversation_id, old, new, new_name, now, note, k.channel, published],
+            )
+        )
+
+    async def requeue(self, conversation_id: str, old: str, now: float, note: str) -> bool:
+        k = self.keys
+        requeued = event("requeued", c=conversation_id, s=old)
+        return bool(
+            await self._run(
+                "requeue",
+                [
+                    k.conversation(conversation_id),
+                    k.queue,
+                    k.staff_state(old),
+                    k.staff_conversations(old),
+                    k.available,
+                    k.active,
+                ],
+                [
+                    conversation_id,
+                    old,
+                    now,
+                    note,
+                    k.channel,
+                    requeued,
+                    event("queue"),
+                    PRIORITY_WEIGHT,
+                ],
+            )
+        )
+
+    async def prioritise(
+        self, conversation_id: str, priority: int, crisis: bool | None = None
+    ) -> bool:
+        k = self.keys
+        flag = "" if crisis is None else ("1" if crisis else "0")
+        return bool(
+            await self._run(
+                "prioritise",
+                [k.conversation(conversation_id), k.queue],
+                [conversation_id, priority, PRIORITY_WEIGHT, k.channel, event("queue"), flag],
+            )
+        )
+
+    async def audit(
+        self,
+        actor: str,
+        role: str,
+        action: str,
+        conversation_id: str = "",
+        extra: dict[str, str] | None = None,
+        ts: float | None = None,
+    ) -> str:
+        """Append one audit record; returns its id. Nothing ever edits or deletes one."""
+        fields = {
+            "ts": repr(ts if ts is not None else time.time()),
+            "actor": actor,
+            "role": role,
+            "action": action,
+            "conversation_id": conversation_id,
+            **(extra or {}),
+        }
+        entry_id = await self.r.xadd(self.keys.audit, cast(Any, fields))
+        return str(entry_id)
+
+    async def audit_entries(self, since: float = 0.0, count: int = 1000) -> list[dict[str, str]]:
+        start = f"{int(since * 1000)}-0" if since > 0 else "-"
+        rows = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.r.xrange(self.keys.audit, min=start, count=count),
+        )
+        return [{"id": entry_id, **fields} for entry_id, fields in rows]
+
+    async def set_watching(self, conversation_id: str, staff_id: str, on: bool) -> int:
+        key = self.keys.watchers(conversation_id)
+        if on:
+            await self.r.sadd(key, staff_id)
+            await self.r.expire(key, 86400)
+        else:
+            await self.r.srem(key, staff_id)
+        return int(await self.r.scard(key))
+
+    async def watcher_ids(self, conversation_id: str) -> set[str]:
+        return cast(set[str], await self.r.smembers(self.keys.watchers(conversation_id)))
+
+    async def join(self, conversation_id: str, staff_id: str) -> bool:
+        key = self.keys.participants(conversation_id)
+        added = bool(await self.r.sadd(key, staff_id))
+        await self.r.expire(key, 86400)
+        return added
+
+    async def has_joined(self, conversation_id: str, staff_id: str) -> bool:
+        return bool(await self.r.sismember(self.keys.participants(conversation_id), staff_id))
+
+    async def active_ids(self) -> list[str]:
+        return sorted(cast(set[str], await self.r.smembers(self.keys.active)))
+
+    async def add_comment(
+        self,
+        conversation_id: str,
+        seq: int,
+        author_id: str,
+        author: str,
+        text: str,
+        ts: float,
+        ttl: int,
+    ) -> None:
+        key = self.keys.comments(conversation_id)
+        entry = msgpack.packb([seq, author_id, author, text, ts], use_bin_type=True)
+        await self.rb.rpush(key, entry)
+        await self.rb.expire(key, ttl)
+
+    async def comments(self, conversation_id: str) -> list[dict[str, Any]]:
+        raw = await self.rb.lrange(self.keys.comments(conversation_id), 0, -1)
+        out = []
+        for entry in raw:
+            seq, author_id, author, text, ts = msgpack.unpackb(entry, raw=False)
+            out.append(
+                {"seq": seq, "author_id": author_id, "author": author, "text": text, "ts": ts}
+            )
+        return out
+
+    async def ended_ids(self, since: float, until: float, limit: int = 500) -> list[str]:
+        return cast(
+            list[str],
+            await self.r.zrevrangebyscore(self.keys.facts, until, since, start=0, num=limit),
+        )

@@ -1,0 +1,28 @@
+-- Hand an active conversation from one staff member to another (transfer, take-over).
+-- KEYS[1] conversation hash, KEYS[2] old state hash, KEYS[3] old conversations set,
+-- KEYS[4] new state hash, KEYS[5] new conversations set, KEYS[6] available zset
+-- ARGV[1] conversation id, ARGV[2] old staff id, ARGV[3] new staff id, ARGV[4] new name,
+-- ARGV[5] now, ARGV[6] note, ARGV[7] channel, ARGV[8] event
+-- Returns 1 when handed over, 0 when the conversation is not active with the old staff.
+local meta = redis.call('HMGET', KEYS[1], 'state', 'counsellor')
+if meta[1] ~= 'active' or meta[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'counsellor', ARGV[3], 'counsellor_name', ARGV[4],
+  'transfer_note', ARGV[6])
+local function release(state_key, convs_key, staff_id)
+  if redis.call('SREM', convs_key, ARGV[1]) == 1 then
+    local load = redis.call('HINCRBY', state_key, 'load', -1)
+    local s = redis.call('HMGET', state_key, 'state', 'capacity')
+    redis.call('HSET', state_key, 'idle_since', ARGV[5])
+    if s[1] == 'available' and load < tonumber(s[2] or '1') then
+      redis.call('ZADD', KEYS[6], ARGV[5], staff_id)
+    end
+  end
+end
+release(KEYS[2], KEYS[3], ARGV[2])
+if redis.call('SADD', KEYS[5], ARGV[1]) == 1 then
+  local load = redis.call('HINCRBY', KEYS[4], 'load', 1)
+  local cap = tonumber(redis.call('HGET', KEYS[4], 'capacity') or '1')
+  if load >= cap then redis.call('ZREM', KEYS[6], ARGV[3]) end
+end
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+return 1

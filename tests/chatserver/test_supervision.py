@@ -1,0 +1,234 @@
+"""Supervision: overview, silent watch, whisper, join, take-over, transfer, help, trainees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import Client, LiveServer
+
+
+async def chatting(
+    server: LiveServer, nickname: str = "Sam", counsellor: str = "anna"
+) -> tuple[Client, Client, str]:
+    """A visitor assigned to a counsellor; returns (visitor, counsellor, conversation id)."""
+    c = await server.staff(counsellor)
+    v, welcome = await server.visitor(nickname)
+    conv = welcome["conversation_id"]
+    assert (await c.expect("assigned"))["conversation_id"] == conv
+    await v.expect("assigned")
+    return v, c, conv
+
+
+async def test_overview_shows_queue_conversations_and_staff(server: LiveServer) -> None:
+    """The overview lists waiting visitors, live conversations with watchers, and staff."""
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "overview"})
+    first = await sup.expect("overview")
+    assert first["queue"] == [] and first["conversations"] == []
+    await server.visitor("Wachter", topic="school")
+
+    async def until(pred: Any) -> dict[str, Any]:
+        while True:
+            frame = await sup.expect("overview")
+            if pred(frame):
+                return frame
+
+    ov = await until(lambda f: f["queue"])
+    entry = ov["queue"][0]
+    assert entry["nickname"] == "Wachter" and entry["topic"] == "school"
+    assert entry["priority"] == 0 and entry["waited_seconds"] >= 0
+    await server.staff("anna", skills=("school",))
+    ov = await until(lambda f: f["conversations"])
+    conv = ov["conversations"][0]
+    assert conv["visitor"] == "Wachter" and conv["counsellor"] == "Anna"
+    assert conv["watchers"] == 0 and ov["queue"] == []
+    states = {s["display_name"]: (s["state"], s["conversations"]) for s in ov["staff"]}
+    assert states["Anna"] == ("available", 1) and states["Bert"][0] in ("offline", "paused")
+
+
+async def test_silent_watch_and_whisper_never_reach_the_visitor(server: LiveServer) -> None:
+    """A watcher gets history and live messages; whispers reach counsellor and watchers only."""
+    visitor, counsellor, conv = await chatting(server)
+    await visitor.send({"type": "say", "text": "eerste", "ref": "1"})
+    await visitor.expect("ack")
+    await counsellor.expect("message")
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "watch", "conversation_id": conv})
+    watching = await sup.expect("watching")
+    assert [m["text"] for m in watching["history"]] == ["eerste"]
+    audit = await server.store.audit_entries()
+    assert [a["action"] for a in audit] == ["watch"]  # on record when the first frame came
+    told = await counsellor.expect("notice", skip=("queue",))
+    assert told["code"] == "watched" and "Bert" in told["message"]
+    await visitor.send({"type": "typing", "active": True})
+    assert (await sup.expect("typing"))["from"] == "visitor"
+    await visitor.send({"type": "say", "text": "tweede", "ref": "2"})
+    await visitor.expect("ack")
+    assert (await sup.expect("message"))["text"] == "tweede"
+    await sup.send({"type": "whisper", "conversation_id": conv, "text": "vraag door"})
+    whisper = await counsellor.expect("whisper", skip=("queue", "typing", "message"))
+    assert whisper["text"] == "vraag door" and whisper["author"] == "Bert"
+    assert (await sup.expect("whisper", skip=("ack",)))["text"] == "vraag door"
+    await counsellor.send({"type": "say", "conversation_id": conv, "text": "hoe gaat het?"})
+    assert (await visitor.expect("message"))["text"] == "hoe gaat het?"
+    # Every path to the visitor: live frames, the store's messages, resume replay.
+    for frame in visitor.seen:
+        assert frame["type"] not in ("whisper", "watching", "notice"), frame
+        assert "vraag door" not in str(frame) and "Bert" not in str(frame)
+    stored = await server.store.messages(conv)
+    assert all("vraag door" not in m.text for m in stored)
+    token = next(f for f in visitor.seen if f["type"] == "welcome")["resume_token"]
+    await visitor.close()
+    again = await server.connect()
+    await again.send({"type": "hello", "resume": token, "last_seq": 0})
+    await again.expect("welcome")
+    replay = [await again.expect("message", skip=("assigned",)) for _ in range(3)]
+    assert [m["text"] for m in replay] == ["eerste", "tweede", "hoe gaat het?"]
+    await again.nothing(0.3)
+    # A counsellor who reconnects gets history without whispers in it.
+    await sup.send({"type": "unwatch", "conversation_id": conv})
+    await sup.expect("ack", skip=("message", "notice", "typing", "queue"))
+    actions = [a["action"] for a in await server.store.audit_entries()]
+    assert actions == ["watch", "whisper", "unwatch"]
+
+
+async def test_counsellor_not_told_when_configured(redis_url: str, key_prefix: str) -> None:
+    """With tell_counsellor_when_watched = false the counsellor gets no watched notice."""
+    from tests.chatserver.test_errors import custom_server
+
+    async with custom_server(
+        redis_url, key_prefix, server={"tell_counsellor_when_watched": False}
+    ) as live:
+        _, counsellor, conv = await chatting(live)
+        sup = await live.staff("bert", role="supervisor", available=None)
+        await sup.send({"type": "watch", "conversation_id": conv})
+        await sup.expect("watching")
+        await counsellor.nothing(0.4, skip=("queue",))
+
+
+async def test_join_is_visible_and_takeover_moves_the_chat(server: LiveServer) -> None:
+    """Join shows a system message to the visitor; take-over makes the supervisor counsellor."""
+    visitor, counsellor, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "join", "conversation_id": conv})
+    system = await visitor.expect("message")
+    assert system["from"] == "system" and "Bert" in system["text"]
+    await sup.expect("watching")
+    assert (await sup.expect("ack", skip=("message", "queue")))["seq"] is None
+    await sup.send({"type": "say", "conversation_id": conv, "text": "ik lees mee", "ref": "j"})
+    assert (await sup.expect("ack", skip=("message", "queue")))["seq"] == 2
+    assert (await visitor.expect("message"))["author"] == "Bert"
+    await sup.send({"type": "takeover", "conversation_id": conv})
+    notice = await visitor.expect("notice", skip=("message",))
+    assert notice["code"] == "transferred"
+    assert (await visitor.expect("assigned"))["counsellor"] == "Bert"
+    ended = await counsellor.expect("ended", skip=("queue", "message", "notice"))
+    assert ended["reason"] == "transferred"
+    assigned = await sup.expect("assigned", skip=("ack", "message", "queue", "notice"))
+    assert len(assigned["history"]) == 2
+    await sup.send({"type": "end", "conversation_id": conv})
+    assert (await visitor.expect("ended"))["reason"] == "counsellor_ended"
+
+
+async def test_transfer_to_colleague_and_back_to_queue(server: LiveServer) -> None:
+    """A transfer keeps history and note; back to the queue puts the visitor first."""
+    visitor, anna, conv = await chatting(server)
+    await visitor.send({"type": "say", "text": "mijn verhaal", "ref": "1"})
+    await visitor.expect("ack")
+    cees = await server.staff("cees", available=None)
+    await cees.send({"type": "status", "state": "paused"})
+    await cees.expect("status")
+    cees_id = (await server.store.account("cees"))["id"]  # type: ignore[index]
+    await anna.send(
+        {"type": "transfer", "conversation_id": conv, "to": cees_id, "note": "gaat over school"}
+    )
+    got = await cees.expect("assigned")
+    assert got.get("transfer_note"), got
+    assert got["transfer_note"] == "gaat over school"
+    assert [m["text"] for m in got["history"]] == ["mijn verhaal"]
+    assert (await visitor.expect("notice"))["code"] == "transferred"
+    assert (await visitor.expect("assigned"))["counsellor"] == "Cees"
+    await anna.send({"type": "status", "state": "paused"})
+    await anna.expect("status", skip=("queue", "ended", "message", "ack"))
+    await server.visitor("Later")  # someone else waits now
+    await cees.send({"type": "transfer", "conversation_id": conv, "note": "terug"})
+    assert (await cees.expect("ended", skip=("ack", "queue", "message")))["reason"] == "transferred"
+    assert (await visitor.expect("notice"))["code"] == "transferred"
+    assert (await visitor.expect("queued"))["position"] == 1
+    dirk = await server.staff("dirk")
+    again = await dirk.expect("assigned")
+    assert again["conversation_id"] == conv and again["transfer_note"] == "terug"
+    actions = [a["action"] for a in await server.store.audit_entries()]
+    assert actions == ["transfer", "transfer"]
+
+
+async def test_help_button_alerts_supervisors(server: LiveServer) -> None:
+    """A counsellor's help request reaches every supervisor as an alert."""
+    _, counsellor, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await counsellor.send({"type": "help", "conversation_id": conv})
+    alert = await sup.expect("alert")
+    assert alert["kind"] == "help_requested" and alert["conversation_id"] == conv
+    assert "Anna" in alert["message"]
+
+
+async def test_prioritise_moves_a_visitor_up(server: LiveServer) -> None:
+    """A supervisor raises a waiting visitor's priority; their position becomes 1."""
+    await server.visitor("Een")
+    second, w2 = await server.visitor("Twee")
+    assert (await second.expect("queued"))["position"] == 2
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "prioritise", "conversation_id": w2["conversation_id"], "priority": 2})
+    await sup.expect("ack")
+    assert (await second.expect("queued"))["position"] == 1
+
+
+async def test_trainee_only_while_watched_and_never_crisis(server: LiveServer) -> None:
+    """A trainee gets a chat only while a supervisor watches them, and never a crisis."""
+    trainee = await server.staff("tim", trainee=True)
+    tim_id = (await server.store.account("tim"))["id"]  # type: ignore[index]
+    _, crisis = await server.visitor("Nood")
+    await server.store.prioritise(crisis["conversation_id"], 2, crisis=True)
+    _, calm = await server.visitor("Rustig")
+    await trainee.nothing(0.5, skip=("queue",))
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "watch_trainee", "staff_id": tim_id})
+    await sup.expect("ack")
+    got = await trainee.expect("assigned")
+    assert got["conversation_id"] == calm["conversation_id"]
+    watching = await sup.expect("watching")
+    assert watching["conversation_id"] == calm["conversation_id"]
+
+
+async def test_access_control_for_each_role(server: LiveServer) -> None:
+    """Counsellors may not supervise or touch others' chats; visitors know no staff frames."""
+    visitor, anna, conv = await chatting(server)
+    bob = await server.staff("bob", available=None)
+    supervisor_only = [
+        {"type": "overview"},
+        {"type": "watch", "conversation_id": conv},
+        {"type": "unwatch", "conversation_id": conv},
+        {"type": "whisper", "conversation_id": conv, "text": "x"},
+        {"type": "join", "conversation_id": conv},
+        {"type": "takeover", "conversation_id": conv},
+        {"type": "prioritise", "conversation_id": conv, "priority": 1},
+        {"type": "watch_trainee", "staff_id": "x"},
+    ]
+    for frame in supervisor_only:
+        for client in (anna, bob):
+            await client.send({**frame, "ref": "r"})
+            err = await client.expect("error", skip=("queue", "typing", "message"))
+            assert err["code"] == "forbidden", frame
+    others = [
+        {"type": "say", "conversation_id": conv, "text": "x"},
+        {"type": "typing", "conversation_id": conv, "active": True},
+        {"type": "end", "conversation_id": conv},
+        {"type": "help", "conversation_id": conv},
+        {"type": "transfer", "conversation_id": conv},
+    ]
+    for frame in others:
+        await bob.send(frame)
+        assert (await bob.expect("error", skip=("queue",)))["code"] == "not_found", frame
+    for frame in [*supervisor_only, {"type": "status", "state": "available"}]:
+        await visitor.send(frame)
+        assert (await visitor.expect("error"))["code"] == "unknown_type", frame
