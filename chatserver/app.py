@@ -21,6 +21,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
+from chatserver import review
 from chatserver.auth import StaffMember, new_session_token, session_hash, verify_login
 from chatserver.codec import SUBPROTOCOLS, Subprotocol, decode
 from chatserver.config import Settings
@@ -396,6 +397,7 @@ def create_app(settings: Settings, redis_url: str) -> web.Application:
     app.router.add_get("/ws/visitor", visitor_socket)
     app.router.add_get("/ws/staff", staff_socket)
     app.router.add_static("/static/", web_root(), follow_symlinks=False)
+    review.setup(app)
     return app
 
 

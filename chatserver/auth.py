@@ -48,8 +48,22 @@ class StaffMember:
         )
 
     @property
+    def chats(self) -> bool:
+        """Counsellors and supervisors hold conversations; admins do not."""
+        return self.role in (Role.COUNSELLOR, Role.SUPERVISOR)
+
+    @property
     def supervises(self) -> bool:
+        return self.role is Role.SUPERVISOR
+
+    @property
+    def reads_statistics(self) -> bool:
         return self.role in (Role.SUPERVISOR, Role.ADMIN)
+
+    @property
+    def administers(self) -> bool:
+        """Manages staff accounts and reads the audit log."""
+        return self.role is Role.ADMIN
 
 
 def session_hash(token: str) -> str:

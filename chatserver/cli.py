@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--trainee", action="store_true")
     _add_store_options(add)
     sub.add_parser("check-text", help="moderation rules on one text per line of stdin")
+    audit = sub.add_parser("audit", help="print the supervision audit log as JSON lines")
+    audit.add_argument("--since", type=float, default=0.0, help="Unix seconds (default: all)")
+    _add_store_options(audit)
     sim = sub.add_parser("simulate", help="staffing simulator (see --help)", add_help=False)
     sim.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -206,6 +209,25 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit(args: argparse.Namespace, url: str) -> None:
+    settings = load_settings(args.config)
+    text = aioredis.Redis.from_url(url, decode_responses=True)
+    binary = aioredis.Redis.from_url(url)
+    try:
+        store = Store(text, binary, Keys(settings.server.key_prefix))
+        for entry in await store.audit_entries(since=args.since, count=1_000_000):
+            print(json.dumps(entry, ensure_ascii=False))
+    finally:
+        await text.aclose()
+        await binary.aclose()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
+        asyncio.run(_audit(args, url))
+    return 0
+
+
 def cmd_check_text() -> int:
     from moderation import analyse
 
@@ -226,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "staff":
             return cmd_staff_add(args)
+        if args.command == "audit":
+            return cmd_audit(args)
         if args.command == "check-text":
             return cmd_check_text()
     except ConfigError as exc:

@@ -117,6 +117,8 @@ class StaffSession:
         kind = frame_type(frame)
         if kind in SUPERVISOR_FRAMES and not self.member.supervises:
             raise FrameError(ErrorCode.FORBIDDEN, "only supervisors may do this")
+        if not self.member.chats:
+            raise FrameError(ErrorCode.FORBIDDEN, "admins do not take part in conversations")
         handler = getattr(self, f"_on_{kind}")
         await handler(frame)
 

@@ -6,8 +6,9 @@
 -- Returns 1 when handed over, 0 when the conversation is not active with the old staff.
 local meta = redis.call('HMGET', KEYS[1], 'state', 'counsellor')
 if meta[1] ~= 'active' or meta[2] ~= ARGV[2] then return 0 end
+local past = redis.call('HGET', KEYS[1], 'past_counsellors') or ''
 redis.call('HSET', KEYS[1], 'counsellor', ARGV[3], 'counsellor_name', ARGV[4],
-  'transfer_note', ARGV[6])
+  'transfer_note', ARGV[6], 'past_counsellors', past .. ',' .. ARGV[2])
 local function release(state_key, convs_key, staff_id)
   if redis.call('SREM', convs_key, ARGV[1]) == 1 then
     local load = redis.call('HINCRBY', state_key, 'load', -1)

@@ -7,7 +7,9 @@
 local meta = redis.call('HMGET', KEYS[1], 'state', 'counsellor', 'priority')
 if meta[1] ~= 'active' or meta[2] ~= ARGV[2] then return 0 end
 local priority = tonumber(meta[3] or '0')
-redis.call('HSET', KEYS[1], 'state', 'waiting', 'queued_at', '0', 'transfer_note', ARGV[4])
+local past = redis.call('HGET', KEYS[1], 'past_counsellors') or ''
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'queued_at', '0', 'transfer_note', ARGV[4],
+  'past_counsellors', past .. ',' .. ARGV[2])
 redis.call('HDEL', KEYS[1], 'counsellor', 'counsellor_name', 'assigned')
 redis.call('ZADD', KEYS[2], 0 - priority * tonumber(ARGV[8]), ARGV[1])
 redis.call('SREM', KEYS[6], ARGV[1])

@@ -1,0 +1,213 @@
+"""HTTP for staff: review of ended conversations, comments, the audit log, staff accounts.
+
+Rights: a counsellor reads only conversations they held (and the comments on them); a
+supervisor reads every conversation within retention, comments, and is audited for each
+review; an admin manages staff accounts and reads the audit log. Cookie-authenticated
+requests that change something must come from our own pages (CSRF defence).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from chatserver.auth import AccountExists, Role, StaffMember, add_staff
+from chatserver.store import Store
+from moderation import redact
+
+log = structlog.get_logger("chatserver.review")
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=NO_STORE)
+
+
+def csrf_ok(request: web.Request) -> bool:
+    """A state-changing request authenticated by cookie must come from our own pages."""
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return True
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return False
+    return request.headers.get("X-Requested-With") == "chat"
+
+
+async def staff_or_error(
+    request: web.Request, allowed: Callable[[StaffMember], bool]
+) -> StaffMember | web.Response:
+    from chatserver.app import authenticate
+
+    member = await authenticate(request)
+    if member is None:
+        return error(401, "unauthorised", "log in first")
+    if not allowed(member):
+        return error(403, "forbidden", "your role may not do this")
+    if request.method not in ("GET", "HEAD") and not csrf_ok(request):
+        return error(403, "forbidden", "cross-site request refused")
+    return member
+
+
+def _store(request: web.Request) -> Store:
+    from chatserver.app import STORE
+
+    return request.app[STORE]
+
+
+def _may_read(member: StaffMember, meta: dict[str, str]) -> bool:
+    return (
+        member.supervises
+        or meta.get("counsellor") == member.staff_id
+        or (member.chats and member.staff_id in meta.get("past_counsellors", "").split(","))
+    )
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.chats)
+    if isinstance(member, web.Response):
+        return member
+    store = _store(request)
+    days = min(float(request.query.get("days", "30") or 30), 400.0)
+    now = time.time()
+    out = []
+    for conv in await store.ended_ids(now - days * 86400, now):
+        meta = await store.conversation(conv)
+        if meta is None or not _may_read(member, meta):
+            continue
+        out.append(
+            {
+                "conversation_id": conv,
+                "visitor": meta.get("nickname", ""),
+                "counsellor": meta.get("counsellor_name", ""),
+                "topic": meta.get("topic") or None,
+                "reason": meta.get("reason"),
+                "started_ts": float(meta.get("assigned") or meta.get("created") or 0),
+                "ended_ts": float(meta.get("ended") or 0),
+                "comments": len(await store.comments(conv)),
+            }
+        )
+    return web.json_response({"conversations": out}, headers=NO_STORE)
+
+
+async def read_conversation(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.chats)
+    if isinstance(member, web.Response):
+        return member
+    store = _store(request)
+    conv = request.match_info["conversation_id"]
+    meta = await store.conversation(conv)
+    if meta is None or meta.get("state") != "ended" or not _may_read(member, meta):
+        return error(404, "not_found", "no such ended conversation (or not yours)")
+    if member.supervises:
+        await store.audit(member.staff_id, member.role.value, "review", conv)
+    messages = [{**m.frame(conv), "text": redact(m.text)} for m in await store.messages(conv)]
+    return web.json_response(
+        {
+            "conversation_id": conv,
+            "visitor": meta.get("nickname", ""),
+            "counsellor": meta.get("counsellor_name", ""),
+            "topic": meta.get("topic") or None,
+            "reason": meta.get("reason"),
+            "wrapup_topics": [t for t in meta.get("wrapup_topics", "").split(",") if t],
+            "wrapup_note": meta.get("wrapup_note") or None,
+            "messages": messages,
+            "comments": await store.comments(conv),
+        },
+        headers=NO_STORE,
+    )
+
+
+async def add_comment(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.supervises)
+    if isinstance(member, web.Response):
+        return member
+    store = _store(request)
+    conv = request.match_info["conversation_id"]
+    meta = await store.conversation(conv)
+    if meta is None or meta.get("state") != "ended":
+        return error(404, "not_found", "no such ended conversation")
+    try:
+        body = await request.json()
+        seq, text = body["seq"], body["text"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(text, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return error(400, "invalid", "seq (int) and text (string) are required")
+    if not text.strip() or len(text) > 2000:
+        return error(400, "invalid", "text must be 1 to 2000 characters")
+    if not 1 <= seq <= await store.message_count(conv):
+        return error(400, "invalid", "no message with that seq")
+    await store.audit(member.staff_id, member.role.value, "comment", conv, {"seq": str(seq)})
+    from chatserver.app import SETTINGS
+
+    ttl = max(60, int(request.app[SETTINGS].retention.transcripts_days * 86400))
+    await store.add_comment(conv, seq, member.staff_id, member.display_name, text, time.time(), ttl)
+    return web.json_response({"status": "added"}, status=201, headers=NO_STORE)
+
+
+async def read_audit(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.administers)
+    if isinstance(member, web.Response):
+        return member
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError:
+        return error(400, "invalid", "since must be Unix seconds")
+    entries = await _store(request).audit_entries(since=since)
+    return web.json_response({"entries": entries}, headers=NO_STORE)
+
+
+async def list_staff(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.administers)
+    if isinstance(member, web.Response):
+        return member
+    accounts = await _store(request).all_accounts()
+    public = ("id", "username", "role", "display_name", "skills", "trainee")
+    return web.json_response(
+        {"staff": [{k: a.get(k, "") for k in public} for a in accounts]}, headers=NO_STORE
+    )
+
+
+async def create_staff(request: web.Request) -> web.Response:
+    member = await staff_or_error(request, lambda m: m.administers)
+    if isinstance(member, web.Response):
+        return member
+    try:
+        body: dict[str, Any] = await request.json()
+        role = Role(body["role"])
+        username, password = str(body["username"]), str(body["password"])
+        display_name = str(body["display_name"])
+        skills = tuple(str(s) for s in body.get("skills", []))
+        trainee = bool(body.get("trainee", False))
+    except (ValueError, KeyError, TypeError):
+        return error(400, "invalid", "username, password, role and display_name are required")
+    store = _store(request)
+    try:
+        made = await add_staff(store, username, password, role, display_name, skills, trainee)
+    except AccountExists:
+        return error(409, "conflict", "that username exists already")
+    except ValueError as exc:
+        return error(400, "invalid", str(exc))
+    await store.audit(
+        member.staff_id, member.role.value, "staff_add", "", {"staff_id": made.staff_id}
+    )
+    return web.json_response(
+        {"staff_id": made.staff_id, "username": made.username, "role": made.role.value},
+        status=201,
+        headers=NO_STORE,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_get("/api/conversations/{conversation_id}", read_conversation)
+    app.router.add_post("/api/conversations/{conversation_id}/comments", add_comment)
+    app.router.add_get("/api/audit", read_audit)
+    app.router.add_get("/api/staff", list_staff)
+    app.router.add_post("/api/staff", create_staff)
