@@ -270,7 +270,8 @@ async def _open_socket(request: web.Request) -> tuple[web.WebSocketResponse, Con
     await ws.prepare(request)
     request.app[SOCKETS].all.add(ws)
     chosen = Subprotocol(ws.ws_protocol) if ws.ws_protocol else Subprotocol.JSON
-    return ws, Connection(ws, chosen, settings.limits.send_queue_max)
+    node = request.app[SERVICE].node_id
+    return ws, Connection(ws, chosen, settings.limits.send_queue_max, node)
 
 
 async def _pump(

@@ -52,6 +52,8 @@ class QueueSettings:
 class GraceSettings:
     visitor_seconds: float = 120.0
     counsellor_seconds: float = 60.0
+    #: A process that sent no heartbeat this long is dead; another takes over its sockets.
+    node_dead_seconds: float = 12.0
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,14 @@ log = structlog.get_logger("chatserver.connection")
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, protocol: Subprotocol, queue_max: int) -> None:
-        self.id = new_id()
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        protocol: Subprotocol,
+        queue_max: int,
+        node_id: str = "local",
+    ) -> None:
+        self.id = f"{node_id}.{new_id()}"
         self.ws = ws
         self.protocol = protocol
         self._queue: asyncio.Queue[Outgoing | tuple[int, str]] = asyncio.Queue(queue_max)
@@ -34,6 +40,8 @@ class Connection:
         #: Highest seq this connection has been given, per conversation.
         self.seqs: dict[str, int] = {}
         self._buffers: dict[str, list[StoredMessage]] = {}
+        #: Seqs this socket stored itself (it got an ack): never echoed back as a message.
+        self._own: dict[str, set[int]] = {}
         self.closing = False
         #: Set on staff sockets: who is on the other end, and whether they supervise.
         self.staff_id: str | None = None
@@ -101,6 +109,11 @@ class Connection:
             for message in buffered:
                 self.deliver(conversation_id, message, None)
 
+    def stored_own(self, conversation_id: str, seq: int) -> None:
+        """This socket's own message got ``seq``: it gets the ack, not the message."""
+        if seq > self.seqs.get(conversation_id, 0):
+            self._own.setdefault(conversation_id, set()).add(seq)
+
     def send_history(self, conversation_id: str, messages: list[StoredMessage]) -> None:
         for message in messages:
             self.deliver(conversation_id, message, None)
@@ -113,7 +126,11 @@ class Connection:
         *,
         own: bool = False,
     ) -> bool:
-        """Send one message if it is the next one; False when there is a gap to fill."""
+        """Send one message if it is the next one; False when there is a gap to fill.
+
+        ``own`` (or a seq this socket was acked for) advances the count without sending:
+        the sender of a ``say`` gets the ``ack``, every other party the ``message``.
+        """
         buffer = self._buffers.get(conversation_id)
         if buffer is not None:
             buffer.append(message)
@@ -124,6 +141,10 @@ class Connection:
         if message.seq > last + 1:
             return False
         self.seqs[conversation_id] = message.seq
+        mine = self._own.get(conversation_id)
+        if mine:
+            own = own or message.seq in mine
+            mine.difference_update(range(0, message.seq + 1))
         if not own:
             self.send(out or Outgoing(message.frame(conversation_id)))
         return True

@@ -128,8 +128,21 @@ class Hub:
             if conv in self.visitors:
                 conns.append(self.visitors[conv].conn)
             for conn in conns:
-                if conn.seqs.get(conv, count) < count:
+                seen = conn.seqs.get(conv, count)
+                if seen < count:
                     await self._fill(conn, conv, count)
+                elif seen > count:
+                    log.warning("history_lost", conversation_id=conv, seen=seen, stored=count)
+                    conn.seqs[conv] = count
+                    conn.send(
+                        {
+                            "type": "notice",
+                            "conversation_id": conv,
+                            "code": "history_lost",
+                            "stored_seq": count,
+                            "message": "Messages after this point were lost by the store.",
+                        }
+                    )
         self._positions_due.set()
 
     async def dispatch(self, payload: bytes) -> None:

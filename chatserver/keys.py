@@ -75,6 +75,15 @@ class Keys:
         """Staff ids watching a conversation (for the overview and the counsellor)."""
         return self._g(f"watchers:{conversation_id}")
 
+    @property
+    def nodes(self) -> str:
+        """Live processes: member node id, score its last heartbeat."""
+        return self._g("nodes")
+
+    def node_connections(self, node_id: str) -> str:
+        """Sockets a process holds (``v|CONV|CONN``, ``s|STAFF|CONN``), for clean-up if it dies."""
+        return self._g(f"node-conns:{node_id}")
+
     def trainee_watchers(self, staff_id: str) -> str:
         """Supervisors watching a trainee: while empty, the trainee gets no chats."""
         return self._g(f"trainee-watchers:{staff_id}")

@@ -21,7 +21,7 @@ from chatserver.config import Settings
 from chatserver.events import event
 from chatserver.hub import Hub
 from chatserver.overview import build_overview
-from chatserver.store import Store
+from chatserver.store import Store, new_id
 from queueing.policy import QueuePolicy, plan_assignments
 
 log = structlog.get_logger("chatserver.service")
@@ -39,6 +39,8 @@ class Service:
         self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
         self._assign_due = asyncio.Event()
         self.clock: Callable[[], float] = time.time
+        #: This process, for heartbeats; every connection id starts with it.
+        self.node_id = new_id()
         self.stopping = False
 
     @property
@@ -54,6 +56,7 @@ class Service:
             asyncio.create_task(self.hub.overview_loop(), name="overview"),
             asyncio.create_task(self._assigner(), name="assigner"),
             asyncio.create_task(self._sweeper(), name="grace-sweeper"),
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
         try:
             yield self
@@ -127,6 +130,32 @@ class Service:
                 log.warning("grace_sweep_failed", error=type(exc).__name__)
             except Exception:
                 log.exception("grace_sweep_crashed")
+
+    async def _heartbeat(self) -> None:
+        """Tell the others we live; take over the sockets of a process that stopped."""
+        while not self.stopping:
+            try:
+                now = self.clock()
+                await self.store.heartbeat(self.node_id, now)
+                await self.reap_dead_nodes(now)
+            except RedisError as exc:
+                log.warning("heartbeat_failed", error=type(exc).__name__)
+            except Exception:
+                log.exception("heartbeat_crashed")
+            await asyncio.sleep(self.settings.grace.node_dead_seconds / 4)
+
+    async def reap_dead_nodes(self, now: float) -> None:
+        for node in await self.store.dead_nodes(now - self.settings.grace.node_dead_seconds):
+            if node == self.node_id:
+                continue
+            entries = await self.store.take_node(node)
+            log.warning("node_dead", node=node, sockets=len(entries))
+            for entry in entries:
+                kind, ident, conn_id = entry.split("|", 2)
+                if kind == "v":
+                    await self.visitor_dropped(ident, conn_id)
+                else:
+                    await self.staff_dropped(ident, conn_id)
 
     async def sweep_graces(self) -> None:
         for member in await self.store.due_graces(self.clock()):

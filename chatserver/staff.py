@@ -185,6 +185,7 @@ class StaffSession:
             self.service.clock(),
             self.conn.id,
         )
+        self.conn.stored_own(conv, result.seq)
         self.conn.send(ack_frame(frame.ref, result.seq, conv))
 
     async def _on_typing(self, frame: Typing) -> None:

@@ -379,22 +379,51 @@ class Store:
         return total
 
     # -- presence and grace -------------------------------------------------------------
+    def _node_key(self, conn_id: str) -> str:
+        return self.keys.node_connections(conn_id.split(".", 1)[0])
+
     async def set_visitor_presence(self, conversation_id: str, conn_id: str) -> None:
-        await self.r.set(self.keys.visitor_presence(conversation_id), conn_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.set(self.keys.visitor_presence(conversation_id), conn_id)
+        pipe.sadd(self._node_key(conn_id), f"v|{conversation_id}|{conn_id}")
+        await pipe.execute()
 
     async def release_visitor_presence(self, conversation_id: str, conn_id: str) -> bool:
+        """Drop the presence only if it still names this connection."""
+        await self.r.srem(self._node_key(conn_id), f"v|{conversation_id}|{conn_id}")
         return bool(
             await self._run("release", [self.keys.visitor_presence(conversation_id)], [conn_id])
         )
 
     async def add_staff_connection(self, staff_id: str, conn_id: str) -> None:
-        await self.r.sadd(self.keys.staff_connections(staff_id), conn_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(self.keys.staff_connections(staff_id), conn_id)
+        pipe.sadd(self._node_key(conn_id), f"s|{staff_id}|{conn_id}")
+        await pipe.execute()
 
     async def remove_staff_connection(self, staff_id: str, conn_id: str) -> int:
         """Removes the connection; returns how many the staff member still has."""
         key = self.keys.staff_connections(staff_id)
-        await self.r.srem(key, conn_id)
-        return int(await self.r.scard(key))
+        pipe = self.r.pipeline(transaction=True)
+        pipe.srem(key, conn_id)
+        pipe.srem(self._node_key(conn_id), f"s|{staff_id}|{conn_id}")
+        pipe.scard(key)
+        return int((await pipe.execute())[-1])
+
+    async def heartbeat(self, node_id: str, now: float) -> None:
+        await self.r.zadd(self.keys.nodes, {node_id: now})
+
+    async def dead_nodes(self, before: float) -> list[str]:
+        return cast(list[str], await self.r.zrangebyscore(self.keys.nodes, "-inf", before))
+
+    async def take_node(self, node_id: str) -> list[str]:
+        """For exactly one process: the dead node's sockets, to clean up; else []."""
+        if not await self.r.zrem(self.keys.nodes, node_id):
+            return []
+        key = self.keys.node_connections(node_id)
+        entries = cast(set[str], await self.r.smembers(key))
+        await self.r.delete(key)
+        return sorted(entries)
 
     async def start_grace(self, member: str, deadline: float) -> None:
         await self.r.zadd(self.keys.grace, {member: deadline})

@@ -20,6 +20,12 @@ from queueing.policy import queue_score
 log = structlog.get_logger("chatserver.visitor")
 
 RESUME_TTL = 86400
+HISTORY_LOST = {
+    "nl": "Door een storing zijn de laatste berichten niet bewaard. Sorry! Schrijf gerust "
+    "opnieuw wat je wilde zeggen.",
+    "en": "Because of a fault the latest messages were not kept. Sorry! Please write again "
+    "what you wanted to say.",
+}
 
 
 def token_hash(token: str) -> str:
@@ -175,8 +181,24 @@ class VisitorSession:
                         "counsellor": meta.get("counsellor_name", ""),
                     }
                 )
-            self.conn.seqs[conv] = frame.last_seq
-            missed = await self.store.messages(conv, after=frame.last_seq)
+            count = await self.store.message_count(conv)
+            if frame.last_seq > count:
+                # The store has fewer messages than this client saw: Redis lost history
+                # (a crash without fsync, a failover). Say so rather than show a silent gap.
+                log.warning(
+                    "history_lost", conversation_id=conv, client=frame.last_seq, stored=count
+                )
+                self.conn.send(
+                    {
+                        "type": "notice",
+                        "conversation_id": conv,
+                        "code": "history_lost",
+                        "message": HISTORY_LOST[self.lang],
+                        "stored_seq": count,
+                    }
+                )
+            self.conn.seqs[conv] = min(frame.last_seq, count)
+            missed = await self.store.messages(conv, after=self.conn.seqs[conv])
             self.conn.send_history(conv, missed)
         if state == "waiting":
             await self.service.hub.update_positions(force=self.link)
@@ -195,6 +217,7 @@ class VisitorSession:
         result = await self.store.say(
             conv, ref_key, "visitor", self.nickname, frame.text, self.service.clock(), self.conn.id
         )
+        self.conn.stored_own(conv, result.seq)
         self.conn.send(ack_frame(frame.ref, result.seq))
 
     async def _leave(self) -> None:

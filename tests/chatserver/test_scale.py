@@ -1,0 +1,167 @@
+"""Several processes on one Redis; a killed process; a restarted Redis: nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+
+from chatserver.auth import Role, add_staff
+from chatserver.keys import Keys
+from chatserver.store import Store
+from tests.helpers import Client
+from tests.procs import chatserver
+
+pytestmark = pytest.mark.slow
+
+
+async def make_store(redis_url: str, prefix: str) -> Store:
+    import redis.asyncio as aioredis
+
+    return Store(
+        aioredis.Redis.from_url(redis_url, decode_responses=True),
+        aioredis.Redis.from_url(redis_url),
+        Keys(prefix),
+    )
+
+
+async def staff_token(port: int, store: Store, username: str, capacity: int = 1) -> str:
+    if await store.account(username) is None:
+        await add_staff(store, username, "a long password", Role.COUNSELLOR, username.title())
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{port}/api/login",
+            json={"username": username, "password": "a long password"},
+        ) as r,
+    ):
+        assert r.status == 200
+        return str((await r.json())["token"])
+
+
+async def connect(
+    port: int, path: str = "/ws/visitor", protocol: str = "chat.v1.json", token: str | None = None
+) -> Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}{path}",
+        subprotocols=[protocol],  # type: ignore[list-item]
+        additional_headers=headers,
+    )
+    return Client(ws, protocol)
+
+
+async def counsellor_on(
+    port: int, store: Store, name: str, capacity: int = 1, protocol: str = "chat.v1.msgpack"
+) -> Client:
+    client = await connect(port, "/ws/staff", protocol, await staff_token(port, store, name))
+    await client.expect("welcome")
+    await client.send({"type": "status", "state": "available", "capacity": capacity})
+    await client.expect("status", skip=("queue",))
+    return client
+
+
+def texts(frames: list[dict[str, Any]], conv: str) -> list[tuple[int, str]]:
+    return sorted(
+        {
+            (f["seq"], f["text"])
+            for f in frames
+            if f["type"] == "message" and f["conversation_id"] == conv
+        }
+    )
+
+
+async def test_cross_process_chat_and_killed_process(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """Visitor on one process, counsellor on another; kill -9 the visitor's: resume elsewhere."""
+    store = await make_store(redis_url, key_prefix)
+    with (
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (proc_a, port_a),
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_b),
+    ):
+        counsellor = await counsellor_on(port_b, store, "anna")
+        visitor = await connect(port_a)
+        await visitor.send({"type": "hello", "nickname": "Treinreiziger"})
+        welcome = await visitor.expect("welcome")
+        conv, token = welcome["conversation_id"], welcome["resume_token"]
+        await counsellor.expect("assigned", skip=("queue",))
+        await visitor.expect("assigned")
+        acked = []
+        for i in range(3):
+            await visitor.send({"type": "say", "text": f"v{i}", "ref": f"v{i}"})
+            acked.append((await visitor.expect("ack"))["seq"])
+            await counsellor.send({"type": "say", "conversation_id": conv, "text": f"c{i}"})
+            acked.append((await counsellor.expect("ack", skip=("message", "queue")))["seq"])
+            await visitor.expect("message")
+        assert acked == [1, 2, 3, 4, 5, 6]
+        seen_by_visitor = max(f["seq"] for f in visitor.seen if f["type"] == "message")
+        os.kill(proc_a.pid, signal.SIGKILL)
+        proc_a.wait()
+        notice = await counsellor.expect("notice", timeout=15, skip=("queue", "message"))
+        assert notice["code"] == "visitor_disconnected"
+        await counsellor.send({"type": "say", "conversation_id": conv, "text": "ben je er nog?"})
+        await counsellor.expect("ack", skip=("queue", "message", "notice"))
+        back = await connect(port_b)
+        await back.send({"type": "hello", "resume": token, "last_seq": seen_by_visitor})
+        await back.expect("welcome")
+        await back.expect("assigned")
+        missed = [await back.expect("message")]
+        assert [(m["seq"], m["text"]) for m in missed] == [(7, "ben je er nog?")]
+        await back.nothing(0.3)
+        everything = visitor.seen + back.seen
+        stored = [(m.seq, m.text) for m in await store.messages(conv)]
+        counsellor_view = texts(counsellor.seen, conv) + [
+            (s, t) for s, t in stored if t.startswith("c") or t.startswith("ben")
+        ]
+        assert [t for _, t in stored] == ["v0", "c0", "v1", "c1", "v2", "c2", "ben je er nog?"]
+        assert texts(everything, conv) == [(s, t) for s, t in stored if not t.startswith("v")]
+        assert {s for s, _ in counsellor_view} == {1, 2, 3, 4, 5, 6, 7}
+    await store.r.aclose()
+    await store.rb.aclose()
+
+
+async def test_workers_share_one_port(tmp_path: Path) -> None:
+    """``--workers 2`` on the embedded Redis: many chats, every message once and in order."""
+    with chatserver(tmp_path, workers=2) as (proc, port):
+        import psutil
+
+        assert len(psutil.Process(proc.pid).children(recursive=True)) >= 3  # 2 workers + Redis
+        sock = tmp_path / "data" / "redis.sock"
+        store = await make_store(f"unix://{sock}", "chat")
+        counsellors = [await counsellor_on(port, store, f"c{i}", capacity=3) for i in range(2)]
+        visitors = []
+        for i in range(6):
+            v = await connect(port, protocol="chat.v1.msgpack")
+            await v.send({"type": "hello", "nickname": f"Bezoeker{i}"})
+            visitors.append((v, (await v.expect("welcome"))["conversation_id"]))
+        for v, _ in visitors:
+            await v.expect("assigned")
+        for round_ in range(5):
+            for v, _ in visitors:
+                await v.send({"type": "say", "text": f"r{round_}", "ref": f"r{round_}"})
+            for v, _ in visitors:
+                assert (await v.expect("ack"))["seq"] == round_ + 1
+
+        async def drain(c: Client) -> None:
+            with __import__("contextlib").suppress(TimeoutError):
+                while True:
+                    await c.recv(0.5)
+
+        await asyncio.gather(*(drain(c) for c in counsellors))
+        for _, conv in visitors:
+            got = [
+                (f["seq"], f["text"])
+                for c in counsellors
+                for f in c.seen
+                if f["type"] == "message" and f["conversation_id"] == conv
+            ]
+            assert got == [(i + 1, f"r{i}") for i in range(5)], conv
+        await store.r.aclose()
+        await store.rb.aclose()

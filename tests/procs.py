@@ -1,0 +1,69 @@
+"""Real ``chatserver serve`` processes for fault-injection tests."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import free_port
+
+
+@contextlib.contextmanager
+def chatserver(
+    tmp: Path,
+    *,
+    redis_url: str | None = None,
+    key_prefix: str = "chat",
+    workers: int = 1,
+    config: str = "",
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start ``chatserver serve``; yields (process, port) once /readyz answers 200."""
+    port = free_port()
+    cfg = tmp / f"chat-{port}.toml"
+    cfg.write_text(
+        f'[server]\nkey_prefix = "{key_prefix}"\n'
+        "[grace]\nnode_dead_seconds = 2\nvisitor_seconds = 30\n" + config
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "chatserver",
+        "serve",
+        "--port",
+        str(port),
+        "--config",
+        str(cfg),
+        "--workers",
+        str(workers),
+    ]
+    args += ["--redis-url", redis_url] if redis_url else ["--data-dir", str(tmp / "data")]
+    log = open(tmp / f"serve-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp / f"serve-{port}.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "chatserver did not get ready"
+            time.sleep(0.1)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
