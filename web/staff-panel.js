@@ -89,7 +89,7 @@ export class ConversationPanel {
       dataset: { testid: "message-input" },
     });
     this.composerError = el("p", { class: "error", id: `${id}-composer-error`, role: "alert" });
-    this.sendButton = el("button", { type: "submit", class: "btn btn--primary" }, t("send"));
+    this.sendButton = el("button", { type: "submit", class: "btn btn--primary", dataset: { testid: "send" } }, t("send"));
     this.composer = el(
       "form",
       { class: "composer", novalidate: true },
@@ -114,7 +114,13 @@ export class ConversationPanel {
     this.helpButton.addEventListener("click", () => this.askHelp());
     this.endButton = el(
       "button",
-      { type: "button", class: "btn btn--danger", "aria-expanded": "false", "aria-controls": `${id}-wrapup` },
+      {
+        type: "button",
+        class: "btn btn--danger",
+        "aria-expanded": "false",
+        "aria-controls": `${id}-wrapup`,
+        dataset: { testid: "end" },
+      },
       t("end"),
     );
     this.endButton.addEventListener("click", () => this.toggleWrapup(true));

@@ -590,7 +590,13 @@ onQuickExit(() => socket.stop());
 
 applyStrings(document, t, lang);
 document.title = t("visitor_title");
-setupLangSwitch(document.querySelector("[data-lang-switch]"), t, lang);
+const langSwitch = document.querySelector("[data-lang-switch]");
+setupLangSwitch(langSwitch, t, lang);
+// Switch language without a new history entry: after a quick exit, Back must not land on us.
+langSwitch.addEventListener("click", (event) => {
+  event.preventDefault();
+  location.replace(langSwitch.href);
+});
 ui.privacy.href = `/privacy?lang=${lang}`;
 setPhase("start");
 
