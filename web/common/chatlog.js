@@ -109,10 +109,28 @@ export class ChatLog {
     const entry = this.pending.get(ref);
     if (!entry) return;
     this.pending.delete(ref);
-    entry.node.remove();
-    if (Number.isInteger(seq)) {
-      this.addMessage({ ...entry.msg, seq, ts: typeof ts === "number" ? ts : entry.msg.ts });
+    if (!Number.isInteger(seq) || this.bySeq.has(seq)) {
+      entry.node.remove(); // already shown (e.g. replayed on resume)
+      return;
     }
+    // Turn the pending node into the stored message in place, so that screen readers do not
+    // hear it a second time; move it only if a later message is already above it.
+    const msg = { ...entry.msg, seq, ts: typeof ts === "number" ? ts : entry.msg.ts };
+    const node = entry.node;
+    node.classList.remove("msg--pending");
+    node.dataset.seq = String(seq);
+    delete node.dataset.ref;
+    node.querySelector(".msg__status").textContent = "";
+    if (typeof msg.ts === "number") node.querySelector(".msg__time").textContent = formatClock(msg.ts, this.lang);
+    this.bySeq.set(seq, { msg, node });
+    const later = [...this.container.children].find(
+      (c) => c !== node && c.dataset.seq && Number(c.dataset.seq) > seq,
+    );
+    const firstPending = [...this.container.children].find((c) => c.classList.contains("msg--pending"));
+    const misplaced =
+      (later && later.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING) ||
+      (firstPending && firstPending.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING);
+    if (misplaced) this.place(node, seq);
   }
 
   /** The server refused our message: take it out of the log and return its text. */
