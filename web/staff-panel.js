@@ -59,7 +59,6 @@ export class ConversationPanel {
         role: "tab",
         class: "tab",
         id: `${id}-tab`,
-        "aria-controls": `${id}-panel`,
         "aria-selected": "false",
         tabindex: "-1",
         dataset: { testid: "conversation-tab", conversationId: this.id },
@@ -222,6 +221,9 @@ export class ConversationPanel {
     this.selected = selected;
     this.tab.setAttribute("aria-selected", String(selected));
     this.tab.tabIndex = selected ? 0 : -1;
+    // aria-controls may only point at an element in the document
+    if (selected) this.tab.setAttribute("aria-controls", this.panel.id);
+    else this.tab.removeAttribute("aria-controls");
     this.panel.hidden = !selected;
     if (selected) {
       if (!this.panel.isConnected) this.ctx.panels.append(this.panel);
