@@ -29,6 +29,7 @@ from chatserver.connection import Connection
 from chatserver.errors import CloseCode, ErrorCode, FrameError
 from chatserver.frames import error_frame, frame_ref, parse_staff, parse_visitor
 from chatserver.keys import Keys
+from chatserver.security import security_headers
 from chatserver.service import Service
 from chatserver.staff import StaffSession
 from chatserver.store import Store
@@ -382,7 +383,7 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 def create_app(settings: Settings, redis_url: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[security_headers])
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app.cleanup_ctx.extend([redis_ctx, service_ctx, sockets_ctx])

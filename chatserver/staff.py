@@ -194,17 +194,33 @@ class StaffSession:
         await self.service.typing(frame.conversation_id, "counsellor", frame.active, self.conn.id)
 
     async def _on_end(self, frame: End) -> None:
+        meta = await self.store.conversation(frame.conversation_id)
+        if (
+            meta is not None
+            and meta.get("state") == "ended"
+            and meta.get("counsellor") == self.member.staff_id
+        ):
+            # The visitor left first: the counsellor still files the wrap-up.
+            if frame.wrapup is not None:
+                await self._store_wrapup(frame)
+            self._done(frame.ref, frame.conversation_id)
+            return
         await self._own(frame.conversation_id, joined_ok=False)
         if frame.wrapup is not None:
-            await self.store.update_conversation(
-                frame.conversation_id,
-                {
-                    "wrapup_topics": ",".join(frame.wrapup.topics),
-                    "wrapup_note": frame.wrapup.note or "",
-                },
-            )
+            await self._store_wrapup(frame)
         await self.service.end(frame.conversation_id, "counsellor_ended")
         self._done(frame.ref, frame.conversation_id)
+
+    async def _store_wrapup(self, frame: End) -> None:
+        assert frame.wrapup is not None
+        fields = {
+            "wrapup_topics": ",".join(frame.wrapup.topics),
+            "wrapup_note": frame.wrapup.note or "",
+        }
+        await self.store.update_conversation(frame.conversation_id, fields)
+        await self.store.update_fact(
+            frame.conversation_id, {"wrapup_topics": fields["wrapup_topics"]}
+        )
 
     async def _on_help(self, frame: ConversationFrame) -> None:
         await self._own(frame.conversation_id)

@@ -93,3 +93,40 @@ async def test_anonymous_fact_recorded(server: LiveServer) -> None:
     flat = " ".join(fact.values())
     assert "Noor" not in flat and "geheim" not in flat and "fijn" not in flat
     assert welcome["conversation_id"] == conv
+
+
+async def test_wrapup_after_visitor_left(server: LiveServer) -> None:
+    """A counsellor files the wrap-up even when the visitor left first."""
+    counsellor = await server.staff("dee")
+    visitor, welcome = await server.visitor("Weg")
+    conv = welcome["conversation_id"]
+    await counsellor.expect("assigned")
+    await visitor.expect("assigned")
+    await visitor.send({"type": "leave"})
+    await counsellor.expect("ended", skip=("queue",))
+    await counsellor.send(
+        {
+            "type": "end",
+            "conversation_id": conv,
+            "ref": "w",
+            "wrapup": {"topics": ["thuis"], "note": "kort"},
+        }
+    )
+    assert (await counsellor.expect("ack", skip=("queue",)))["ref"] == "w"
+    facts = await server.store.facts_between(0, float("inf"))
+    assert facts[0]["wrapup_topics"] == "thuis"
+
+
+async def test_security_headers(server: LiveServer) -> None:
+    """Pages and API carry a strict CSP, no-referrer, no framing and no-store."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/staff", "/supervisor", "/healthz"):
+            async with http.get(f"{server.base}{path}") as r:
+                assert r.status == 200, path
+                csp = r.headers["Content-Security-Policy"]
+                assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+                assert "unsafe-inline" not in csp
+                assert r.headers["Referrer-Policy"] == "no-referrer"
+                assert r.headers["Cache-Control"] == "no-store"
