@@ -1,0 +1,208 @@
+"""Random and malformed frames never hurt the server; logs never hold text or addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import msgpack
+import pytest
+import structlog
+import websockets
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.chatserver.test_errors import custom_server
+from tests.chatserver.test_supervision import chatting
+from tests.helpers import LiveServer
+
+CONTRACT_CODES = {
+    "bad_frame",
+    "unknown_type",
+    "invalid",
+    "too_long",
+    "rate_limited",
+    "conflict",
+    "not_found",
+    "forbidden",
+    "nickname_invalid",
+    "nickname_taken",
+    "resume_invalid",
+    "unavailable",
+}
+TYPES = [
+    "hello",
+    "say",
+    "typing",
+    "leave",
+    "survey",
+    "status",
+    "end",
+    "transfer",
+    "watch",
+    "unwatch",
+    "whisper",
+    "overview",
+    "join",
+    "takeover",
+    "help",
+    "prioritise",
+    "x",
+]
+FIELDS = [
+    "nickname",
+    "text",
+    "ref",
+    "conversation_id",
+    "active",
+    "rating",
+    "state",
+    "capacity",
+    "resume",
+    "last_seq",
+    "lang",
+    "topic",
+    "to",
+    "priority",
+    "wrapup",
+]
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=8,
+)
+frames = st.dictionaries(st.sampled_from(FIELDS), values, max_size=6).flatmap(
+    lambda d: st.sampled_from(TYPES).map(lambda t: {"type": t, **d})
+)
+raw = st.one_of(
+    frames, st.binary(max_size=200), st.text(max_size=200), values.map(lambda v: {"not_type": v})
+)
+
+
+@pytest.fixture
+async def busy(server: LiveServer) -> tuple[LiveServer, Any, Any, str]:
+    visitor, counsellor, conv = await chatting(server, "Rustig")
+    return server, visitor, counsellor, conv
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    batch=st.lists(raw, min_size=1, max_size=8),
+    protocol=st.sampled_from(["chat.v1.json", "chat.v1.msgpack"]),
+    endpoint=st.sampled_from(["visitor", "staff"]),
+)
+async def test_fuzzed_frames(
+    busy: tuple[LiveServer, Any, Any, str], batch: list[Any], protocol: str, endpoint: str
+) -> None:
+    """Any frame gets a contract error or nothing; a chat running beside it is unaffected."""
+    server, visitor, counsellor, conv = busy
+    if endpoint == "visitor":
+        client = await server.connect(protocol=protocol)
+    else:
+        if await server.store.account("fuzzer") is None:
+            await server.add_staff("fuzzer", "supervisor")
+        token = (await server.login("fuzzer"))["token"]
+        client = await server.connect(
+            "/ws/staff", protocol, headers={"Authorization": f"Bearer {token}"}
+        )
+        await client.expect("welcome")
+    for item in batch:
+        if isinstance(item, dict):
+            data: str | bytes = (
+                msgpack.packb(item, use_bin_type=True)
+                if protocol == "chat.v1.msgpack"
+                else json.dumps(item)
+            )
+        else:
+            data = item
+        await client.send_raw(data)
+    with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+        while True:
+            frame = await client.recv(0.2)
+            if frame["type"] == "error":
+                assert frame["code"] in CONTRACT_CODES, frame
+    with contextlib.suppress(Exception):
+        await client.close()
+    ref = f"r{len(visitor.seen)}"
+    await visitor.send({"type": "say", "text": "nog steeds hier", "ref": ref})
+    ack = await visitor.expect("ack", skip=("queued", "queue", "typing", "notice", "message"))
+    assert ack["ref"] == ref
+    got = await counsellor.expect("message", skip=("queue", "typing", "notice"))
+    assert got["seq"] == ack["seq"] and got["conversation_id"] == conv
+
+
+async def test_slow_reader_is_dropped(redis_url: str, key_prefix: str) -> None:
+    """A visitor who stops reading is closed with 1008; the counsellor's socket goes on."""
+    import asyncio
+
+    from chatserver.app import SERVICE
+    from tests.helpers import Client
+
+    async with custom_server(
+        redis_url,
+        key_prefix,
+        limits={"send_queue_max": 8, "staff_rate": 100000.0, "staff_burst": 100000},
+    ) as live:
+        counsellor = await live.staff("anna")
+        ws = await websockets.connect(
+            f"{live.ws_base}/ws/visitor", max_queue=1, subprotocols=["chat.v1.json"]
+        )  # type: ignore[list-item]
+        visitor = Client(ws, "chat.v1.json")
+        await visitor.send({"type": "hello", "nickname": "Traag"})
+        conv = (await visitor.expect("welcome"))["conversation_id"]
+        await counsellor.expect("assigned")
+
+        async def drain() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for _ in counsellor.ws:
+                    pass
+
+        reader = asyncio.create_task(drain())
+        hub = live.app[SERVICE].hub
+        text = "x" * 2000
+        for i in range(6000):
+            await counsellor.ws.send(
+                json.dumps({"type": "say", "conversation_id": conv, "text": text})
+            )
+            if i % 100 == 99:
+                await asyncio.sleep(0.01)
+                link = hub.visitors.get(conv)
+                if link is None or link.conn.closing:
+                    break
+        link = hub.visitors.get(conv)
+        assert link is None or link.conn.closing, "the slow reader was never dropped"
+        assert counsellor.ws.close_code is None
+        reader.cancel()
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await visitor.recv(5)
+        assert visitor.ws.close_code == 1008
+
+
+async def test_logs_hold_no_text_nickname_or_address(server: LiveServer) -> None:
+    """A whole conversation's log events carry ids and codes, never text, names or IPs."""
+    with structlog.testing.capture_logs() as logs:
+        visitor, counsellor, conv = await chatting(server, "Geheimpje")
+        await visitor.send({"type": "say", "text": "mijn diepste geheim", "ref": "1"})
+        await visitor.expect("ack")
+        await counsellor.expect("message")
+        await visitor.send({"type": "hello", "nickname": "x"})
+        await visitor.expect("error")
+        await visitor.send({"type": "leave"})
+        await visitor.expect("ended")
+    assert any(e.get("conversation_id") == conv for e in logs)
+    dump = json.dumps(logs, default=str)
+    for secret in ("mijn diepste geheim", "Geheimpje", "127.0.0.1"):
+        assert secret not in dump
