@@ -110,8 +110,20 @@ async def service_ctx(app: web.Application) -> AsyncIterator[None]:
 async def sockets_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SOCKETS] = OpenSockets()
     yield
-    for ws in list(app[SOCKETS].all):
-        await ws.close(code=CloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown, before handlers are awaited: close every socket with 1001 (going away).
+
+    Clients reconnect (to another process, with several) and resume where they were.
+    """
+    await asyncio.gather(
+        *(
+            ws.close(code=CloseCode.GOING_AWAY, message=b"server shutdown")
+            for ws in list(app[SOCKETS].all)
+        ),
+        return_exceptions=True,
+    )
 
 
 # -- HTTP ---------------------------------------------------------------------------
@@ -266,6 +278,7 @@ async def _open_socket(request: web.Request) -> tuple[web.WebSocketResponse, Con
         protocols=SUBPROTOCOLS,
         max_msg_size=settings.limits.frame_max_bytes,
         heartbeat=settings.limits.heartbeat_seconds,
+        timeout=2.0,
         compress=False,
     )
     await ws.prepare(request)
@@ -387,6 +400,7 @@ def create_app(settings: Settings, redis_url: str) -> web.Application:
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app.cleanup_ctx.extend([redis_ctx, service_ctx, sockets_ctx])
+    app.on_shutdown.append(close_sockets)
     app.router.add_get("/", page("visitor.html"))
     app.router.add_get("/staff", page("staff.html"))
     app.router.add_get("/supervisor", page("supervisor.html"))

@@ -130,8 +130,33 @@ class VisitorSession:
         )
         self.link = VisitorLink(self.conn, conv, "waiting")
         self.service.hub.add_visitor(self.link)
-        await self.service.hub.update_positions(force=self.link)
+        await self._catch_up()
+        if self.link.state == "waiting":
+            await self.service.hub.update_positions(force=self.link)
         self.service.request_assignment()
+
+    async def _catch_up(self) -> None:
+        """Events published before this socket was registered in the hub are not lost:
+        re-read the state once registered. No await between check and change, so the
+        hub and this never both send the same frame."""
+        assert self.link is not None
+        conv = self.link.conversation_id
+        meta = await self.store.conversation(conv) or {}
+        state = meta.get("state", "ended")
+        if state == "active" and self.link.state == "waiting":
+            self.link.state = "active"
+            self.conn.send(
+                {
+                    "type": "assigned",
+                    "conversation_id": conv,
+                    "counsellor": meta.get("counsellor_name", ""),
+                }
+            )
+        elif state == "ended" and self.link.state != "ended":
+            self.link.state = "ended"
+            self.conn.send(
+                {"type": "ended", "conversation_id": conv, "reason": meta.get("reason", "timeout")}
+            )
 
     def _closed(self, reason: str) -> None:
         texts = self.service.settings.texts
@@ -200,12 +225,14 @@ class VisitorSession:
             self.conn.seqs[conv] = min(frame.last_seq, count)
             missed = await self.store.messages(conv, after=self.conn.seqs[conv])
             self.conn.send_history(conv, missed)
-        if state == "waiting":
-            await self.service.hub.update_positions(force=self.link)
-        elif state == "ended":
+        if state == "ended":
             self.conn.send(
                 {"type": "ended", "conversation_id": conv, "reason": meta.get("reason", "timeout")}
             )
+            return
+        await self._catch_up()
+        if self.link.state == "waiting":
+            await self.service.hub.update_positions(force=self.link)
 
     # -- chat ------------------------------------------------------------------------
     async def _say(self, frame: Say) -> None:
