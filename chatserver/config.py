@@ -21,6 +21,8 @@ class ServerSettings:
     #: Tell a counsellor when a supervisor starts watching ("Anna is watching").
     tell_counsellor_when_watched: bool = True
     quick_exit_url: str = "https://www.google.com/search?q=weer"
+    #: Behind a reverse proxy: take the client address from X-Forwarded-For (last hop).
+    trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = 5.0
 
 
@@ -39,6 +41,12 @@ class LimitSettings:
     idle_timeout_seconds: float = 1800.0
     #: Frames queued for one slow reader before it is dropped (close 1008).
     send_queue_max: int = 1000
+    #: How long a block keeps a browser (resume token) and a network out (at most 24 h
+    #: for the network: the address hash is kept no longer).
+    block_hours: float = 24.0
+    #: Failed logins per username (or per address) in 15 minutes before a lockout.
+    login_failures: int = 5
+    login_failures_per_address: int = 20
 
 
 @dataclass(frozen=True)

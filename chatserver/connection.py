@@ -46,6 +46,8 @@ class Connection:
         #: Set on staff sockets: who is on the other end, and whether they supervise.
         self.staff_id: str | None = None
         self.supervises = False
+        #: Hash of the staff session this socket was opened with (logout closes it).
+        self.session: str | None = None
         self._closer: asyncio.Future[bool] | None = None
 
     # -- sending ------------------------------------------------------------------

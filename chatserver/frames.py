@@ -348,6 +348,7 @@ _STAFF: dict[str, Callable[[Mapping[str, Any], int], StaffFrame]] = {
     "join": _conversation_frame,
     "takeover": _conversation_frame,
     "help": _conversation_frame,
+    "block": _conversation_frame,
     "prioritise": _prioritise,
     "watch_trainee": _trainee,
     "unwatch_trainee": _trainee,

@@ -244,6 +244,8 @@ class Hub:
         if link is not None:
             link.state = "ended"
             link.conn.send(frame)
+            if reason == "blocked":
+                link.conn.close(1008, "blocked")
         for conn in list(self.followers.get(conv, ())):
             conn.send(frame)
             self.unfollow(conv, conn)
@@ -288,6 +290,12 @@ class Hub:
     async def _on_status(self, ev: Event) -> None:
         self.on_assignable()
         self._overview_due.set()
+
+    async def _on_logout(self, ev: Event) -> None:
+        for conns in list(self.staff.values()):
+            for conn in list(conns):
+                if conn.session == ev.data["session"]:
+                    conn.close(4401, "logged out")
 
     async def _on_whisper(self, ev: Event) -> None:
         """Whispers go to the conversation's staff followers only: never a visitor link."""
@@ -376,6 +384,7 @@ class Hub:
         "notice": _on_notice,
         "status": _on_status,
         "whisper": _on_whisper,
+        "logout": _on_logout,
         "alert": _on_alert,
         "overview": _on_overview,
         "requeued": _on_requeued,

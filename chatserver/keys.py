@@ -75,6 +75,23 @@ class Keys:
         """Staff ids watching a conversation (for the overview and the counsellor)."""
         return self._g(f"watchers:{conversation_id}")
 
+    def address_secret(self, day: str) -> str:
+        """The day's secret for hashing client addresses (never the addresses)."""
+        return self._g(f"addr-secret:{day}")
+
+    def blocked_address(self, address_hash: str) -> str:
+        return self._g(f"block:addr:{address_hash}")
+
+    def blocked_token(self, token_hash: str) -> str:
+        return self._g(f"block:token:{token_hash}")
+
+    def conversation_address(self, conversation_id: str) -> str:
+        """The hashed address a conversation came from, kept 24 hours for a block."""
+        return self._g(f"conv-addr:{conversation_id}")
+
+    def login_failures(self, who: str) -> str:
+        return self._g(f"login-fail:{who}")
+
     @property
     def nodes(self) -> str:
         """Live processes: member node id, score its last heartbeat."""

@@ -15,7 +15,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from chatserver.appkeys import SETTINGS, STORE
 from chatserver.auth import AccountExists, Role, StaffMember, add_staff
+from chatserver.login import authenticate
 from chatserver.store import Store
 from moderation import redact
 
@@ -42,8 +44,6 @@ def csrf_ok(request: web.Request) -> bool:
 async def staff_or_error(
     request: web.Request, allowed: Callable[[StaffMember], bool]
 ) -> StaffMember | web.Response:
-    from chatserver.app import authenticate
-
     member = await authenticate(request)
     if member is None:
         return error(401, "unauthorised", "log in first")
@@ -55,8 +55,6 @@ async def staff_or_error(
 
 
 def _store(request: web.Request) -> Store:
-    from chatserver.app import STORE
-
     return request.app[STORE]
 
 
@@ -144,8 +142,6 @@ async def add_comment(request: web.Request) -> web.Response:
     if not 1 <= seq <= await store.message_count(conv):
         return error(400, "invalid", "no message with that seq")
     await store.audit(member.staff_id, member.role.value, "comment", conv, {"seq": str(seq)})
-    from chatserver.app import SETTINGS
-
     ttl = max(60, int(request.app[SETTINGS].retention.transcripts_days * 86400))
     await store.add_comment(conv, seq, member.staff_id, member.display_name, text, time.time(), ttl)
     return web.json_response({"status": "added"}, status=201, headers=NO_STORE)

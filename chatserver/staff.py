@@ -235,6 +235,16 @@ class StaffSession:
         )
         self._done(frame.ref, frame.conversation_id)
 
+    async def _on_block(self, frame: ConversationFrame) -> None:
+        """End the conversation as blocked; keep its browser and network out for a while."""
+        conv = frame.conversation_id
+        meta = await self._meta(conv) if self.member.supervises else await self._own(conv)
+        await self._audit("block", conv)
+        seconds = int(self.service.settings.limits.block_hours * 3600)
+        await self.store.block(conv, meta.get("token_hash", ""), seconds)
+        await self.service.end(conv, "blocked")
+        self._done(frame.ref, conv)
+
     async def _on_transfer(self, frame: Transfer) -> None:
         conv = frame.conversation_id
         meta = (

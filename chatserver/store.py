@@ -604,3 +604,29 @@ class Store:
             list[str],
             await self.r.zrevrangebyscore(self.keys.facts, until, since, start=0, num=limit),
         )
+
+    # -- blocks (hashed addresses and resume tokens only) ---------------------------------
+    async def is_blocked(
+        self, *, address: str | None = None, token_hash: str | None = None
+    ) -> bool:
+        keys = []
+        if address:
+            keys.append(self.keys.blocked_address(address))
+        if token_hash:
+            keys.append(self.keys.blocked_token(token_hash))
+        return bool(keys) and bool(await self.r.exists(*keys))
+
+    async def block(self, conversation_id: str, token_hash: str, seconds: int) -> None:
+        """Keep the conversation's browser and (for at most 24 h) its network out."""
+        address = cast(
+            str | None, await self.r.get(self.keys.conversation_address(conversation_id))
+        )
+        pipe = self.r.pipeline(transaction=False)
+        if token_hash:
+            pipe.set(self.keys.blocked_token(token_hash), "1", ex=max(1, seconds))
+        if address:
+            pipe.set(self.keys.blocked_address(address), "1", ex=max(1, min(seconds, 86400)))
+        await pipe.execute()
+
+    async def remember_address(self, conversation_id: str, address: str) -> None:
+        await self.r.set(self.keys.conversation_address(conversation_id), address, ex=86400)

@@ -35,7 +35,9 @@ def token_hash(token: str) -> str:
 class VisitorSession:
     """One visitor socket's state; frames come in through :meth:`handle`."""
 
-    def __init__(self, service: Service, conn: Connection) -> None:
+    def __init__(self, service: Service, conn: Connection, address: str = "") -> None:
+        #: Keyed hash of the client address (never the address); kept 24 h for blocks.
+        self.address = address
         self.service = service
         self.store = service.store
         self.conn = conn
@@ -101,6 +103,7 @@ class VisitorSession:
             "enqueued": repr(now),
             "priority": "0",
             "crisis": "0",
+            "token_hash": token_hash(token),
         }
         result = await self.store.open_conversation(
             conv,
@@ -118,6 +121,8 @@ class VisitorSession:
             return
         self.nickname = nickname
         log.info("visitor_queued", conversation_id=conv)
+        if self.address:
+            await self.store.remember_address(conv, self.address)
         await self.store.set_visitor_presence(conv, self.conn.id)
         self.conn.send(
             {
@@ -172,6 +177,9 @@ class VisitorSession:
 
     async def _resume(self, frame: Hello) -> None:
         assert frame.resume is not None
+        if await self.store.is_blocked(token_hash=token_hash(frame.resume)):
+            self.conn.close(1008, "blocked")
+            return
         conv = await self.store.resume_target(token_hash(frame.resume))
         meta = await self.store.conversation(conv) if conv else None
         if conv is None or meta is None:

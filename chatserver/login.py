@@ -1,0 +1,142 @@
+"""Staff login and logout over HTTP, and authentication of staff requests.
+
+Login answers a wrong name and a wrong password alike. Failed logins are counted per
+username and per hashed address for 15 minutes; over the limit the answer is the same 401
+(per name: it does not reveal whether the account exists) or 429 (per address).
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from aiohttp import web
+
+from chatserver.addresses import client_address
+from chatserver.appkeys import ADDRESSES, SETTINGS, STORE
+from chatserver.auth import StaffMember, new_session_token, session_hash, verify_login
+from chatserver.events import event
+
+log = structlog.get_logger("chatserver.login")
+
+SESSION_COOKIE = "chat_session"
+NO_STORE = {"Cache-Control": "no-store"}
+FAILURE_WINDOW = 15 * 60
+WRONG = {"error": "unauthorised", "message": "wrong username or password"}
+
+
+def _json(body: dict[str, str], status: int) -> web.Response:
+    return web.json_response(body, status=status, headers=NO_STORE)
+
+
+async def _failures(request: web.Request, name_key: str, addr_key: str) -> tuple[int, int]:
+    r = request.app[STORE].r
+    keys = request.app[STORE].keys
+    by_name, by_addr = await r.mget(keys.login_failures(name_key), keys.login_failures(addr_key))
+    return int(by_name or 0), int(by_addr or 0)
+
+
+async def _count_failure(request: web.Request, *whos: str) -> None:
+    store = request.app[STORE]
+    pipe = store.r.pipeline(transaction=False)
+    for who in whos:
+        pipe.incr(store.keys.login_failures(who))
+        pipe.expire(store.keys.login_failures(who), FAILURE_WINDOW)
+    await pipe.execute()
+
+
+async def login(request: web.Request) -> web.Response:
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return _json({"error": "forbidden", "message": "cross-site request refused"}, 403)
+    try:
+        body = await request.json()
+        username, password = body["username"], body["password"]
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": "invalid", "message": "username and password are required"}, 400)
+    settings = request.app[SETTINGS]
+    limits = settings.limits
+    address = await request.app[ADDRESSES].hash(
+        client_address(request, settings.server.trust_forwarded_for)
+    )
+    name_key, addr_key = f"name:{username.casefold()[:64]}", f"addr:{address}"
+    by_name, by_addr = await _failures(request, name_key, addr_key)
+    if by_addr >= limits.login_failures_per_address:
+        log.warning("login_throttled")
+        return _json(
+            {"error": "rate_limited", "message": "too many attempts; wait 15 minutes"}, 429
+        )
+    store = request.app[STORE]
+    member = await verify_login(store, username, password)
+    if member is None or by_name >= limits.login_failures:
+        await _count_failure(request, name_key, addr_key)
+        log.info("login_failed")
+        return _json(WRONG, 401)
+    token = new_session_token()
+    auth = settings.auth
+    await store.create_session(
+        session_hash(token), member.staff_id, int(auth.session_idle_minutes * 60), time.time()
+    )
+    log.info("login", staff_id=member.staff_id)
+    response = web.json_response(
+        {
+            "token": token,
+            "staff_id": member.staff_id,
+            "role": member.role.value,
+            "display_name": member.display_name,
+        },
+        headers=NO_STORE,
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+        max_age=int(auth.session_absolute_hours * 3600),
+    )
+    return response
+
+
+def request_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def authenticate(request: web.Request) -> StaffMember | None:
+    token = request_token(request)
+    if token is None or len(token) > 200:
+        return None
+    return await member_for_session(request.app, session_hash(token))
+
+
+async def member_for_session(app: web.Application, token_hash: str) -> StaffMember | None:
+    """The staff member of a live session (refreshing its idle timeout), or None."""
+    store = app[STORE]
+    auth = app[SETTINGS].auth
+    staff_id = await store.touch_session(
+        token_hash,
+        int(auth.session_idle_minutes * 60),
+        auth.session_absolute_hours * 3600,
+        time.time(),
+    )
+    if staff_id is None:
+        return None
+    account = await store.account_by_id(staff_id)
+    return StaffMember.from_account(account) if account else None
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End the session, and close every socket opened with it, on every process."""
+    token = request_token(request)
+    if token is not None:
+        hashed = session_hash(token)
+        await request.app[STORE].delete_session(hashed)
+        await request.app[STORE].publish(event("logout", session=hashed))
+    response = web.json_response({"status": "logged out"}, headers=NO_STORE)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,226 @@
+"""The two websocket endpoints: one reader per socket, errors as frames, limits enforced.
+
+Before upgrade: the Origin allow-list (403) and, for staff, a live session (401). After
+upgrade: a blocked network is closed with 1008, too many sockets from one (hashed) address
+with 4429; then frames are read one at a time through a token bucket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
+
+from chatserver.addresses import client_address
+from chatserver.appkeys import ADDRESSES, SERVICE, SETTINGS, SOCKETS, STORE
+from chatserver.auth import session_hash
+from chatserver.codec import SUBPROTOCOLS, Subprotocol, decode
+from chatserver.config import Settings
+from chatserver.connection import Connection
+from chatserver.errors import CloseCode, ErrorCode, FrameError
+from chatserver.frames import error_frame, frame_ref, parse_staff, parse_visitor
+from chatserver.login import authenticate, member_for_session, request_token
+from chatserver.staff import StaffSession
+from chatserver.visitor import VisitorSession
+from moderation.limits import TokenBucket
+
+log = structlog.get_logger("chatserver.sockets")
+
+SESSION_CHECK_SECONDS = 60.0
+
+
+def origin_allowed(request: web.Request, settings: Settings) -> bool:
+    """Exact match against our own origin and the configured ones; ``null`` is refused."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in settings.server.allowed_origins
+
+
+async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection, str, bool]:
+    """Upgrade; returns the socket, its connection, the hashed address, and whether it is
+    admitted (counted against the per-address limit before the upgrade, so no race)."""
+    settings = request.app[SETTINGS]
+    if request.headers.get("Sec-WebSocket-Version", "13") != "13":
+        raise web.HTTPBadRequest(reason="only WebSocket version 13")
+    address = await request.app[ADDRESSES].hash(
+        client_address(request, settings.server.trust_forwarded_for)
+    )
+    sockets = request.app[SOCKETS]
+    admitted = sockets.per_address.acquire(address, settings.limits.connections_per_address)
+    ws = web.WebSocketResponse(
+        protocols=SUBPROTOCOLS,
+        max_msg_size=settings.limits.frame_max_bytes,
+        heartbeat=settings.limits.heartbeat_seconds,
+        timeout=2.0,
+        compress=False,
+    )
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        if admitted:
+            sockets.per_address.release(address)
+        raise
+    sockets.all.add(ws)
+    chosen = Subprotocol(ws.ws_protocol) if ws.ws_protocol else Subprotocol.JSON
+    conn = Connection(ws, chosen, settings.limits.send_queue_max, request.app[SERVICE].node_id)
+    if not admitted:
+        log.warning("too_many_connections_from_one_address")
+        conn.close(CloseCode.TOO_MANY, "too many connections")
+    return ws, conn, address, admitted
+
+
+async def _pump(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    conn: Connection,
+    handle: Callable[[dict[str, Any]], Awaitable[None]],
+    rate: float,
+    burst: int,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Read frames one at a time and hand them on; errors become error frames."""
+    limits = request.app[SETTINGS].limits
+    bucket = TokenBucket(rate=rate, burst=burst)
+    refused: list[float] = []
+    last_frame = time.monotonic()
+    while not conn.closing:
+        wait = limits.idle_timeout_seconds
+        if still_allowed is not None:
+            wait = min(wait, SESSION_CHECK_SECONDS)
+        try:
+            msg = await ws.receive(timeout=wait)
+        except TimeoutError:
+            if time.monotonic() - last_frame >= limits.idle_timeout_seconds:
+                conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                break
+            if still_allowed is not None and not await still_allowed():
+                conn.close(CloseCode.UNAUTHORISED, "session ended")
+                break
+            continue
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            break
+        last_frame = now = time.monotonic()
+        obj: dict[str, Any] | None = None
+        try:
+            if not bucket.allow(now):
+                refused[:] = [t for t in refused if now - t < 10.0] + [now]
+                if len(refused) >= limits.flood_refusals:
+                    conn.close(CloseCode.TOO_MANY, "sustained flooding")
+                    break
+                raise FrameError(ErrorCode.RATE_LIMITED, "too many frames; slow down")
+            obj = decode(msg.data, conn.protocol)
+            await handle(obj)
+        except FrameError as exc:
+            conn.send(error_frame(exc.code, exc.message, frame_ref(obj) if obj else None))
+        except (RedisError, OSError) as exc:
+            log.warning("store_unavailable", error=type(exc).__name__)
+            conn.send(
+                error_frame(
+                    ErrorCode.UNAVAILABLE,
+                    "the service cannot reach its store right now; please retry",
+                    frame_ref(obj) if obj else None,
+                )
+            )
+        except Exception:
+            log.exception("frame_failed")
+            conn.send(
+                error_frame(
+                    ErrorCode.INVALID,
+                    "this frame could not be handled",
+                    frame_ref(obj) if obj else None,
+                )
+            )
+
+
+async def _blocked(request: web.Request, address: str) -> bool:
+    """Whether this network is blocked; open when the store cannot say (help comes first)."""
+    try:
+        return await request.app[STORE].is_blocked(address=address)
+    except (RedisError, OSError):
+        return False
+
+
+async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings):
+        raise web.HTTPForbidden(reason="Origin not allowed")
+    ws, conn, address, admitted = await _open(request)
+    sockets = request.app[SOCKETS]
+    session = VisitorSession(request.app[SERVICE], conn, address)
+    limit = settings.limits.text_max_chars
+
+    async def handle(obj: dict[str, Any]) -> None:
+        await session.handle(parse_visitor(obj, limit))
+
+    try:
+        if admitted and await _blocked(request, address):
+            conn.close(CloseCode.POLICY, "blocked")
+        elif admitted:
+            await _pump(
+                request,
+                ws,
+                conn,
+                handle,
+                settings.limits.visitor_rate,
+                settings.limits.visitor_burst,
+            )
+    finally:
+        if admitted:
+            sockets.per_address.release(address)
+        try:
+            await session.closed()
+        except (RedisError, OSError):
+            log.warning("visitor_close_unrecorded")
+        await conn.finish()
+        await ws.close()
+    return ws
+
+
+async def staff_socket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings):
+        raise web.HTTPForbidden(reason="Origin not allowed")
+    member = await authenticate(request)
+    if member is None:
+        raise web.HTTPUnauthorized(reason="log in first")
+    token_hash = session_hash(request_token(request) or "")
+    ws, conn, address, admitted = await _open(request)
+    conn.session = token_hash
+    sockets = request.app[SOCKETS]
+    session = StaffSession(request.app[SERVICE], conn, member)
+    limit = settings.limits.text_max_chars
+
+    async def handle(obj: dict[str, Any]) -> None:
+        await session.handle(parse_staff(obj, limit))
+
+    async def still_allowed() -> bool:
+        return await member_for_session(request.app, token_hash) is not None
+
+    try:
+        if admitted:
+            await session.start()
+            await _pump(
+                request,
+                ws,
+                conn,
+                handle,
+                settings.limits.staff_rate,
+                settings.limits.staff_burst,
+                still_allowed,
+            )
+    finally:
+        if admitted:
+            sockets.per_address.release(address)
+            try:
+                await session.closed()
+            except (RedisError, OSError):
+                log.warning("staff_close_unrecorded")
+        await conn.finish()
+        await ws.close()
+    return ws

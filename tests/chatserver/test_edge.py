@@ -1,0 +1,122 @@
+"""The hardened edge: blocks, connections per address, login limits, logout, WS version."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+import websockets
+
+from tests.chatserver.test_errors import custom_server
+from tests.chatserver.test_supervision import chatting
+from tests.helpers import LiveServer
+
+
+async def test_block_keeps_browser_and_network_out(server: LiveServer) -> None:
+    """A blocked visitor's chat ends (blocked, 1008); neither the token nor the network gets back."""
+    visitor, counsellor, conv = await chatting(server, "Lastig")
+    token = next(f for f in visitor.seen if f["type"] == "welcome")["resume_token"]
+    await counsellor.send({"type": "block", "conversation_id": conv})
+    ended = await visitor.expect("ended")
+    assert ended["reason"] == "blocked"
+    with pytest.raises(websockets.ConnectionClosed):
+        await visitor.recv(3)
+    assert visitor.ws.close_code == 1008
+    again = await server.connect()
+    with pytest.raises(websockets.ConnectionClosed):
+        await again.send({"type": "hello", "resume": token})
+        await again.recv(3)
+    assert again.ws.close_code == 1008
+    keys = server.store.keys
+    stored = [k for k in await server.store.r.keys(f"{keys.prefix}:*block*")]
+    assert stored and all("127.0.0.1" not in k for k in stored)
+    audit = [a["action"] for a in await server.store.audit_entries()]
+    assert audit == ["block"]
+
+
+async def test_connections_per_address(redis_url: str, key_prefix: str) -> None:
+    """Over connections_per_address sockets from one address, the next is closed with 4429."""
+    async with custom_server(redis_url, key_prefix, limits={"connections_per_address": 3}) as live:
+        for _ in range(3):
+            await live.connect()
+        extra = await live.connect()
+        with pytest.raises(websockets.ConnectionClosed):
+            await extra.recv(3)
+        assert extra.ws.close_code == 4429
+
+
+async def test_login_lockout_does_not_reveal_accounts(redis_url: str, key_prefix: str) -> None:
+    """After 5 failures a name is locked (same 401 for existing and unknown names)."""
+    async with custom_server(
+        redis_url, key_prefix, limits={"login_failures_per_address": 100}
+    ) as live:
+        await live.add_staff("anna")
+        async with aiohttp.ClientSession() as http:
+
+            async def attempt(name: str, password: str) -> tuple[int, str]:
+                async with http.post(
+                    f"{live.base}/api/login", json={"username": name, "password": password}
+                ) as r:
+                    return r.status, await r.text()
+
+            for _ in range(5):
+                assert (await attempt("anna", "wrong wrong"))[0] == 401
+                assert (await attempt("ghost", "wrong wrong"))[0] == 401
+            locked_real = await attempt("anna", "correct horse 1")
+            locked_ghost = await attempt("ghost", "correct horse 1")
+            assert locked_real == locked_ghost and locked_real[0] == 401
+
+
+async def test_login_throttled_per_address(redis_url: str, key_prefix: str) -> None:
+    """Too many failures from one address get 429 for a while."""
+    async with custom_server(
+        redis_url, key_prefix, limits={"login_failures_per_address": 3}
+    ) as live:
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for i in range(5):
+                async with http.post(
+                    f"{live.base}/api/login", json={"username": f"u{i}", "password": "x" * 12}
+                ) as r:
+                    statuses.append(r.status)
+        assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_logout_closes_every_socket_of_the_session(server: LiveServer) -> None:
+    """Logout ends the session and closes its sockets with 4401; other sessions go on."""
+    await server.add_staff("anna")
+    token = (await server.login("anna"))["token"]
+    other = (await server.login("anna"))["token"]
+    tabs = []
+    for t in (token, token, other):
+        ws = await server.connect("/ws/staff", headers={"Authorization": f"Bearer {t}"})
+        await ws.expect("welcome")
+        tabs.append(ws)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.base}/api/logout", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        assert r.status == 200
+    for ws in tabs[:2]:
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await ws.recv(3)
+        assert ws.ws.close_code == 4401
+    await tabs[2].send({"type": "status", "state": "paused"})
+    assert (await tabs[2].expect("status"))["state"] == "paused"
+
+
+async def test_only_websocket_version_13(server: LiveServer) -> None:
+    """An upgrade with another Sec-WebSocket-Version is refused."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{server.base}/ws/visitor",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "8",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        ) as r,
+    ):
+        assert r.status in (400, 426)
