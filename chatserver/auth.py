@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -108,7 +109,9 @@ async def add_staff(
     return member
 
 
-async def verify_login(store: Store, username: str, password: str) -> StaffMember | None:
+async def verify_login(
+    store: Store, username: str, password: str
+) -> tuple[StaffMember, dict[str, str]] | None:
     account = await store.account(username) if len(username) <= 64 else None
     hashed = account["password"] if account else _DUMMY_HASH
     try:
@@ -117,7 +120,24 @@ async def verify_login(store: Store, username: str, password: str) -> StaffMembe
         return None
     if account is None:
         return None
-    return StaffMember.from_account(account)
+    return StaffMember.from_account(account), account
+
+
+async def enable_totp(store: Store, username: str) -> str:
+    """Give an account a new TOTP secret; returns it (shown once, for the authenticator)."""
+    if await store.account(username) is None:
+        raise ValueError(f"no account named {username!r}")
+    secret = pyotp.random_base32()
+    await store.update_account(username, {"totp_secret": secret})
+    return secret
+
+
+def totp_uri(secret: str, username: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="youthchat")
+
+
+def totp_ok(secret: str, code: str) -> bool:
+    return pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
 
 
 def new_session_token() -> str:

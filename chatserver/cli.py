@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--skills", default="", help="comma-separated topic ids")
     add.add_argument("--trainee", action="store_true")
     _add_store_options(add)
+    totp = staff_sub.add_parser("totp", help="give an account a new TOTP second factor")
+    totp.add_argument("username")
+    _add_store_options(totp)
     sub.add_parser("check-text", help="moderation rules on one text per line of stdin")
     audit = sub.add_parser("audit", help="print the supervision audit log as JSON lines")
     audit.add_argument("--since", type=float, default=0.0, help="Unix seconds (default: all)")
@@ -164,42 +167,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- staff ----------------------------------------------------------------------------
 
 
-async def _staff_add(args: argparse.Namespace, url: str, password: str) -> None:
-    from chatserver.auth import Role, add_staff
-
+async def _with_store(
+    args: argparse.Namespace, url: str, action: Callable[[Store, Settings], Awaitable[None]]
+) -> None:
     settings = load_settings(args.config)
     text = aioredis.Redis.from_url(url, decode_responses=True)
     binary = aioredis.Redis.from_url(url)
     try:
-        store = Store(text, binary, Keys(settings.server.key_prefix))
-        skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
-        member = await add_staff(
-            store, args.username, password, Role(args.role), args.display_name, skills, args.trainee
-        )
-        print(
-            json.dumps(
-                {
-                    "staff_id": member.staff_id,
-                    "username": member.username,
-                    "role": member.role.value,
-                }
-            )
-        )
+        await action(Store(text, binary, Keys(settings.server.key_prefix)), settings)
     finally:
         await text.aclose()
         await binary.aclose()
 
 
-def cmd_staff_add(args: argparse.Namespace) -> int:
-    from chatserver.auth import AccountExists
+def cmd_staff(args: argparse.Namespace) -> int:
+    from chatserver.auth import AccountExists, Role, add_staff, enable_totp, totp_uri
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
+    password = ""
+    if args.staff_command == "add":
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+
+    async def add(store: Store, settings: Settings) -> None:
+        skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
+        member = await add_staff(
+            store, args.username, password, Role(args.role), args.display_name, skills, args.trainee
+        )
+        out = {"staff_id": member.staff_id, "username": member.username, "role": member.role.value}
+        if member.role.value in settings.auth.totp_roles:
+            secret = await enable_totp(store, args.username)
+            out |= {"totp_secret": secret, "totp_uri": totp_uri(secret, args.username)}
+        print(json.dumps(out))
+
+    async def totp(store: Store, settings: Settings) -> None:
+        secret = await enable_totp(store, args.username)
+        print(
+            json.dumps(
+                {
+                    "username": args.username,
+                    "totp_secret": secret,
+                    "totp_uri": totp_uri(secret, args.username),
+                }
+            )
+        )
+
     try:
         with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
-            asyncio.run(_staff_add(args, url, password))
+            asyncio.run(_with_store(args, url, add if args.staff_command == "add" else totp))
     except AccountExists:
         print(f"chatserver: an account named {args.username!r} exists already", file=sys.stderr)
         return 1
@@ -209,22 +225,13 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _audit(args: argparse.Namespace, url: str) -> None:
-    settings = load_settings(args.config)
-    text = aioredis.Redis.from_url(url, decode_responses=True)
-    binary = aioredis.Redis.from_url(url)
-    try:
-        store = Store(text, binary, Keys(settings.server.key_prefix))
+def cmd_audit(args: argparse.Namespace) -> int:
+    async def dump(store: Store, settings: Settings) -> None:
         for entry in await store.audit_entries(since=args.since, count=1_000_000):
             print(json.dumps(entry, ensure_ascii=False))
-    finally:
-        await text.aclose()
-        await binary.aclose()
 
-
-def cmd_audit(args: argparse.Namespace) -> int:
     with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
-        asyncio.run(_audit(args, url))
+        asyncio.run(_with_store(args, url, dump))
     return 0
 
 
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "staff":
-            return cmd_staff_add(args)
+            return cmd_staff(args)
         if args.command == "audit":
             return cmd_audit(args)
         if args.command == "check-text":

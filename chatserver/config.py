@@ -75,6 +75,8 @@ class RetentionSettings:
 class AuthSettings:
     session_idle_minutes: float = 30.0
     session_absolute_hours: float = 9.0
+    #: Roles that must log in with a TOTP second factor (an authenticator app).
+    totp_roles: tuple[str, ...] = ("supervisor", "admin")
 
 
 @dataclass(frozen=True)

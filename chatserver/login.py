@@ -14,7 +14,13 @@ from aiohttp import web
 
 from chatserver.addresses import client_address
 from chatserver.appkeys import ADDRESSES, SETTINGS, STORE
-from chatserver.auth import StaffMember, new_session_token, session_hash, verify_login
+from chatserver.auth import (
+    StaffMember,
+    new_session_token,
+    session_hash,
+    totp_ok,
+    verify_login,
+)
 from chatserver.events import event
 
 log = structlog.get_logger("chatserver.login")
@@ -68,11 +74,16 @@ async def login(request: web.Request) -> web.Response:
             {"error": "rate_limited", "message": "too many attempts; wait 15 minutes"}, 429
         )
     store = request.app[STORE]
-    member = await verify_login(store, username, password)
-    if member is None or by_name >= limits.login_failures:
+    found = await verify_login(store, username, password)
+    if found is None or by_name >= limits.login_failures:
         await _count_failure(request, name_key, addr_key)
         log.info("login_failed")
         return _json(WRONG, 401)
+    member, account = found
+    refusal = await _second_factor(request, member, account, body.get("otp"))
+    if refusal is not None:
+        await _count_failure(request, name_key, addr_key)
+        return refusal
     token = new_session_token()
     auth = settings.auth
     await store.create_session(
@@ -98,6 +109,38 @@ async def login(request: web.Request) -> web.Response:
         max_age=int(auth.session_absolute_hours * 3600),
     )
     return response
+
+
+async def _second_factor(
+    request: web.Request, member: StaffMember, account: dict[str, str], otp: object
+) -> web.Response | None:
+    """None when the TOTP second factor is satisfied (or not needed for this role)."""
+    secret = account.get("totp_secret")
+    required = member.role.value in request.app[SETTINGS].auth.totp_roles
+    if not secret:
+        if not required:
+            return None
+        log.warning("login_without_totp_refused", staff_id=member.staff_id)
+        return _json(
+            {
+                "error": "totp_not_set_up",
+                "message": "this role needs a second factor: "
+                "ask an admin to run 'chatserver staff totp USERNAME'",
+            },
+            403,
+        )
+    if not isinstance(otp, str) or not otp.strip():
+        return _json(
+            {"error": "otp_required", "message": "enter the code from your authenticator app"}, 401
+        )
+    store = request.app[STORE]
+    fresh = totp_ok(secret, otp) and await store.r.set(
+        store.keys.login_failures(f"otp-used:{member.staff_id}:{otp.strip()}"), "1", nx=True, ex=120
+    )
+    if not fresh:  # wrong, or already used once (no replay within its window)
+        log.info("login_failed_otp", staff_id=member.staff_id)
+        return _json({"error": "otp_invalid", "message": "that code is not right"}, 401)
+    return None
 
 
 def request_token(request: web.Request) -> str | None:

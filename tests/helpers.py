@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import msgpack
+import pyotp
 import websockets
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection
 
 from chatserver.app import STORE, create_app
-from chatserver.auth import Role, add_staff
+from chatserver.auth import Role, add_staff, enable_totp
 from chatserver.config import Settings
 from chatserver.store import Store
 
@@ -88,6 +90,8 @@ class LiveServer:
     base: str
     app: web.Application
     clients: list[Client] = field(default_factory=list)
+    totp: dict[str, str] = field(default_factory=dict)
+    otp_steps: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def store(self) -> Store:
@@ -150,13 +154,30 @@ class LiveServer:
         member = await add_staff(
             self.store, username, password, Role(role), display_name or username.title(), **kw
         )
+        if role in self.settings.auth.totp_roles:
+            self.totp[username] = await enable_totp(self.store, username)
         return member.staff_id
+
+    def otp(self, username: str) -> str | None:
+        """A fresh TOTP code for a user with a second factor (each is accepted once)."""
+        secret = self.totp.get(username)
+        if secret is None:
+            return None
+        totp = pyotp.TOTP(secret)
+        step = int(time.time()) // 30
+        used = self.otp_steps.setdefault(username, set())
+        for offset in (0, -1, 1):  # the server accepts one step either side, once each
+            if step + offset not in used:
+                used.add(step + offset)
+                return str(totp.at((step + offset) * 30))
+        raise AssertionError(f"no fresh TOTP code left for {username} in this window")
 
     async def login(self, username: str, password: str = "correct horse 1") -> dict[str, Any]:
         async with (
             aiohttp.ClientSession() as http,
             http.post(
-                f"{self.base}/api/login", json={"username": username, "password": password}
+                f"{self.base}/api/login",
+                json={"username": username, "password": password, "otp": self.otp(username)},
             ) as r,
         ):
             assert r.status == 200, await r.text()

@@ -120,3 +120,41 @@ async def test_only_websocket_version_13(server: LiveServer) -> None:
         ) as r,
     ):
         assert r.status in (400, 426)
+
+
+async def test_totp_second_factor_for_supervisors(server: LiveServer) -> None:
+    """Supervisors need a TOTP code: missing, wrong and replayed codes are refused."""
+    import pyotp
+
+    from chatserver.auth import Role, add_staff
+
+    await server.add_staff("bert", "supervisor")
+    secret = server.totp["bert"]
+
+    async def attempt(otp: str | None) -> tuple[int, dict[str, str]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{server.base}/api/login",
+                json={"username": "bert", "password": "correct horse 1", "otp": otp},
+            ) as r,
+        ):
+            return r.status, await r.json()
+
+    assert (await attempt(None)) == (
+        401,
+        {"error": "otp_required", "message": ("enter the code from your authenticator app")},
+    )
+    assert (await attempt("000000"))[1]["error"] == "otp_invalid"
+    code = pyotp.TOTP(secret).now()
+    status, body = await attempt(code)
+    assert status == 200 and body["role"] == "supervisor"
+    assert (await attempt(code))[1]["error"] == "otp_invalid"  # no replay
+    await add_staff(server.store, "nosecond", "correct horse 1", Role.ADMIN, "Admin")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{server.base}/api/login", json={"username": "nosecond", "password": "correct horse 1"}
+        ) as r,
+    ):
+        assert r.status == 403 and (await r.json())["error"] == "totp_not_set_up"
