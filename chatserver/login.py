@@ -25,7 +25,9 @@ from chatserver.events import event
 
 log = structlog.get_logger("chatserver.login")
 
-SESSION_COOKIE = "chat_session"
+#: ``__Host-``: Secure, Path=/, no Domain: only ever sent back to this exact origin over
+#: HTTPS (browsers treat http://localhost and 127.0.0.1 as secure too).
+SESSION_COOKIE = "__Host-chat_session"
 NO_STORE = {"Cache-Control": "no-store"}
 FAILURE_WINDOW = 15 * 60
 WRONG = {"error": "unauthorised", "message": "wrong username or password"}
@@ -104,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
         token,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=True,
         path="/",
         max_age=int(auth.session_absolute_hours * 3600),
     )

@@ -146,6 +146,8 @@ async def test_login_cookie_and_same_answer(server: LiveServer) -> None:
             assert set(body) == {"token", "staff_id", "role", "display_name"}
             cookie = r.headers["Set-Cookie"]
             assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert cookie.startswith("__Host-chat_session=") and "Secure" in cookie
+            assert "Path=/" in cookie and "Domain" not in cookie
         answers = []
         for name, pw in (("anna", "wrong password"), ("nobody", "correct horse 1")):
             async with http.post(
@@ -156,7 +158,7 @@ async def test_login_cookie_and_same_answer(server: LiveServer) -> None:
         async with http.post(f"{server.base}/api/login", data=b"nonsense") as r:
             assert r.status == 400
     token = body["token"]
-    ws = await server.connect("/ws/staff", headers={"Cookie": f"chat_session={token}"})
+    ws = await server.connect("/ws/staff", headers={"Cookie": f"__Host-chat_session={token}"})
     assert (await ws.expect("welcome"))["role"] == "counsellor"
     async with (
         aiohttp.ClientSession() as http,

@@ -113,7 +113,7 @@ async def test_cookie_requests_need_our_own_page(server: LiveServer) -> None:
     conv = await ended_conversation(server)
     await server.add_staff("bert", "supervisor")
     token = (await server.login("bert"))["token"]
-    cookie = {"Cookie": f"chat_session={token}"}
+    cookie = {"Cookie": f"__Host-chat_session={token}"}
     path = f"/api/conversations/{conv}/comments"
     body = {"seq": 1, "text": "x"}
     assert (await call(server, "POST", path, None, body, cookie))[0] == 403
