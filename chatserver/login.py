@@ -183,5 +183,5 @@ async def logout(request: web.Request) -> web.Response:
         await request.app[STORE].delete_session(hashed)
         await request.app[STORE].publish(event("logout", session=hashed))
     response = web.json_response({"status": "logged out"}, headers=NO_STORE)
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return response
