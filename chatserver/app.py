@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -35,6 +34,7 @@ from chatserver.connection import Connection
 from chatserver.errors import CloseCode
 from chatserver.keys import Keys
 from chatserver.login import SESSION_COOKIE, authenticate, login, logout
+from chatserver.redisconn import connect, connect_pubsub
 from chatserver.security import security_headers
 from chatserver.service import Service
 from chatserver.sockets import staff_socket, visitor_socket
@@ -69,21 +69,18 @@ def web_root() -> Path:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     url = app[REDIS_URL]
-    opts: dict[str, Any] = {
-        "socket_timeout": 5,
-        "socket_connect_timeout": 3,
-        "health_check_interval": 10,
-        "retry_on_timeout": True,
-    }
-    text = aioredis.Redis.from_url(url, decode_responses=True, **opts)
-    binary = aioredis.Redis.from_url(url, decode_responses=False, **opts)
+    text = connect(url, decode=True)
+    binary = connect(url, decode=False)
     app[STORE] = Store(text, binary, Keys(app[SETTINGS].server.key_prefix))
+    subscriber = connect_pubsub(url)
+    app[STORE].subscriber = subscriber
     app[ADDRESSES] = AddressHasher(app[STORE])
     try:
         yield
     finally:
         await text.aclose()
         await binary.aclose()
+        await subscriber.aclose()
 
 
 async def service_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from chatserver.config import Settings, load_settings
@@ -22,6 +21,7 @@ from chatserver.embedded import answers, private_redis, socket_path
 from chatserver.errors import ConfigError
 from chatserver.keys import Keys
 from chatserver.logs import configure_logging
+from chatserver.redisconn import connect
 from chatserver.store import Store
 
 DEFAULT_DATA_DIR = "./chatserver-data"
@@ -171,8 +171,8 @@ async def _with_store(
     args: argparse.Namespace, url: str, action: Callable[[Store, Settings], Awaitable[None]]
 ) -> None:
     settings = load_settings(args.config)
-    text = aioredis.Redis.from_url(url, decode_responses=True)
-    binary = aioredis.Redis.from_url(url)
+    text = connect(url, decode=True)
+    binary = connect(url, decode=False)
     try:
         await action(Store(text, binary, Keys(settings.server.key_prefix)), settings)
     finally:

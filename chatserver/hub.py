@@ -100,7 +100,7 @@ class Hub:
         """Subscribe and route, reconnecting with capped exponential backoff."""
         delay = 0.1
         while not self.stopping:
-            pubsub = self.store.rb.pubsub()
+            pubsub = self.store.subscriber.pubsub()
             try:
                 await pubsub.subscribe(self.store.keys.channel)
                 self.connected = True

@@ -43,6 +43,8 @@ class Store:
     def __init__(self, text: aioredis.Redis, binary: aioredis.Redis, keys: Keys) -> None:
         self.r = text
         self.rb = binary
+        #: Client to subscribe with (on a cluster: a plain client to one node).
+        self.subscriber = binary
         self.keys = keys
         self._scripts: dict[str, AsyncScript] = {
             name: binary.register_script(_script(name)) for name in SCRIPTS
