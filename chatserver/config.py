@@ -39,6 +39,9 @@ class LimitSettings:
     flood_refusals: int = 50
     heartbeat_seconds: float = 20.0
     idle_timeout_seconds: float = 1800.0
+    #: Compression leaks secrets (CRIME-like) and invites decompression bombs: off by
+    #: default; when on, frames are still bounded by frame_max_bytes after inflating.
+    permessage_deflate: bool = False
     #: Frames queued for one slow reader before it is dropped (close 1008).
     send_queue_max: int = 1000
     #: How long a block keeps a browser (resume token) and a network out (at most 24 h

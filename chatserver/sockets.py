@@ -58,7 +58,7 @@ async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection
         max_msg_size=settings.limits.frame_max_bytes,
         heartbeat=settings.limits.heartbeat_seconds,
         timeout=2.0,
-        compress=False,
+        compress=settings.limits.permessage_deflate,
     )
     try:
         await ws.prepare(request)

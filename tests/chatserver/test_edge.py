@@ -158,3 +158,38 @@ async def test_totp_second_factor_for_supervisors(server: LiveServer) -> None:
         ) as r,
     ):
         assert r.status == 403 and (await r.json())["error"] == "totp_not_set_up"
+
+
+async def test_no_compression_by_default_and_bounded_when_on(
+    redis_url: str, key_prefix: str
+) -> None:
+    """permessage-deflate is refused by default; when on, inflated frames are still bounded."""
+    import zlib
+
+    async with custom_server(redis_url, key_prefix) as live:
+        ws = await websockets.connect(f"{live.ws_base}/ws/visitor", compression="deflate")
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        await ws.close()
+    async with custom_server(
+        redis_url, key_prefix, limits={"permessage_deflate": True, "frame_max_bytes": 4096}
+    ) as live:
+        ws = await websockets.connect(f"{live.ws_base}/ws/visitor", compression="deflate")
+        assert "permessage-deflate" in ws.response.headers["Sec-WebSocket-Extensions"]
+        bomb = '{"type": "say", "text": "' + "a" * 200_000 + '"}'
+        assert len(zlib.compress(bomb.encode())) < 4096
+        await ws.send(bomb)
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1009
+
+
+async def test_staff_socket_checks_origin(server: LiveServer) -> None:
+    """The staff socket refuses a foreign or null Origin (403) even with a valid token."""
+    await server.add_staff("anna")
+    token = (await server.login("anna"))["token"]
+    for origin in ("https://evil.example", "null"):
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await server.connect(
+                "/ws/staff", headers={"Authorization": f"Bearer {token}", "Origin": origin}
+            )
+        assert info.value.response.status_code == 403
