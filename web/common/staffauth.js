@@ -48,6 +48,8 @@ export function setupStaffSession({ socket, t, onShowApp, onLogout, beforeLogout
   const form = $("#login-form");
   const username = $("#username");
   const password = $("#password");
+  const otpRow = $("#otp-row");
+  const otp = $("#otp");
   const loginError = $("#login-error");
   const logoutButton = $("#logout");
   const me = $("#me");
@@ -107,17 +109,31 @@ export function setupStaffSession({ socket, t, onShowApp, onLogout, beforeLogout
     const submit = form.querySelector("button[type=submit]");
     submit.disabled = true;
     try {
-      const data = await postJSON("/api/login", {
-        username: username.value.trim(),
-        password: password.value,
-      });
+      const body = { username: username.value.trim(), password: password.value };
+      if (!otpRow.hidden) body.otp = otp.value.trim();
+      const data = await postJSON("/api/login", body);
       user = { staff_id: data.staff_id, role: data.role, display_name: data.display_name };
       remember(user);
       password.value = "";
+      otp.value = "";
+      otpRow.hidden = true;
       showApp();
     } catch (error) {
+      // Supervisors and admins log in with a second factor: the server asks for it.
+      const code = error instanceof HttpError ? error.body?.error : null;
+      if (code === "otp_required" || code === "otp_invalid") {
+        otpRow.hidden = false;
+        otp.value = "";
+        loginError.textContent = t(code);
+        otp.focus();
+        return;
+      }
       loginError.textContent =
-        error instanceof HttpError && error.status === 401 ? t("login_failed") : t("login_error");
+        code === "totp_not_set_up"
+          ? t("totp_not_set_up")
+          : error instanceof HttpError && error.status === 401
+            ? t("login_failed")
+            : t("login_error");
       password.focus();
     } finally {
       submit.disabled = false;
