@@ -24,9 +24,11 @@ class StoredMessage:
     author: str
     text: str
     ts: float
+    #: Moderation marks for staff: "crisis", "abuse", "pii" (the text was redacted in store).
+    flags: tuple[str, ...] = ()
 
     def frame(self, conversation_id: str) -> dict[str, Any]:
-        return {
+        frame = {
             "type": "message",
             "conversation_id": conversation_id,
             "seq": self.seq,
@@ -35,16 +37,27 @@ class StoredMessage:
             "text": self.text,
             "ts": self.ts,
         }
+        if self.flags:
+            frame["flags"] = list(self.flags)
+        return frame
 
 
-def pack_entry(sender: str, author: str, text: str, ts: float) -> bytes:
-    packed: bytes = msgpack.packb([sender, author, text, ts], use_bin_type=True)
+def pack_entry(
+    sender: str, author: str, text: str, ts: float, flags: tuple[str, ...] = ()
+) -> bytes:
+    item: list[object] = [sender, author, text, ts]
+    if flags:
+        item.append(list(flags))
+    packed: bytes = msgpack.packb(item, use_bin_type=True)
     return packed
 
 
 def unpack_entry(seq: int, entry: bytes) -> StoredMessage:
-    sender, author, text, ts = msgpack.unpackb(entry, raw=False)
-    return StoredMessage(seq=seq, sender=sender, author=author, text=text, ts=float(ts))
+    sender, author, text, ts, *rest = msgpack.unpackb(entry, raw=False)
+    flags = tuple(rest[0]) if rest else ()
+    return StoredMessage(
+        seq=seq, sender=sender, author=author, text=text, ts=float(ts), flags=flags
+    )
 
 
 @dataclass(frozen=True, slots=True)

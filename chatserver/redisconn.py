@@ -31,10 +31,11 @@ def _sentinel(url: str, decode: bool) -> aioredis.Redis:
     if not path:
         raise ConfigError("a redis+sentinel:// URL names the master: .../MASTER[/db]")
     db = int(path[1]) if len(path) > 1 else 0
-    sentinel = Sentinel(hosts, **OPTIONS)
-    return sentinel.master_for(
+    sentinel = Sentinel(hosts, **OPTIONS)  # type: ignore[no-untyped-call]
+    master = sentinel.master_for(
         path[0], db=db, decode_responses=decode, password=parts.password, **OPTIONS
     )
+    return cast(aioredis.Redis, master)
 
 
 def connect_pubsub(url: str) -> aioredis.Redis:

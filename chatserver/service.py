@@ -22,7 +22,7 @@ from chatserver.events import event
 from chatserver.hub import Hub
 from chatserver.overview import build_overview
 from chatserver.store import Store, new_id
-from queueing.policy import QueuePolicy, plan_assignments
+from queueing.policy import PRIORITY_CRISIS, QueuePolicy, plan_assignments
 
 log = structlog.get_logger("chatserver.service")
 
@@ -272,6 +272,33 @@ class Service:
                     "De verbinding van je hulpverlener is even weg. Blijf "
                     "gerust, je gesprek blijft bewaard.",
                 )
+
+    async def crisis_signal(
+        self, conversation_id: str, nickname: str, categories: tuple[str, ...]
+    ) -> None:
+        """A crisis signal: flag the conversation, move a waiting visitor ahead of every
+        non-urgent one, and alert the supervisors (once per conversation)."""
+        meta = await self.store.conversation(conversation_id) or {}
+        first = meta.get("crisis") != "1"
+        if meta.get("state") == "waiting":
+            await self.store.prioritise(conversation_id, PRIORITY_CRISIS, crisis=True)
+            self.request_assignment()
+        else:
+            await self.store.update_conversation(conversation_id, {"crisis": "1"})
+        log.warning(
+            "crisis_signal", conversation_id=conversation_id, categories=categories, first=first
+        )
+        if first:
+            await self.store.publish(
+                event(
+                    "alert",
+                    kind="crisis",
+                    c=conversation_id,
+                    message=f"Crisissignaal bij {nickname} / crisis signal "
+                    f"({', '.join(categories)})",
+                )
+            )
+            await self.store.publish(event("overview"))
 
     async def trainee_watch(self, trainee_id: str, supervisor_id: str, on: bool) -> None:
         """A trainee is only assigned while at least one supervisor watches them."""

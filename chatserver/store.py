@@ -162,17 +162,24 @@ class Store:
         text: str,
         ts: float,
         conn_id: str,
+        *,
+        flags: tuple[str, ...] = (),
+        stored_text: str | None = None,
     ) -> SayResult:
+        """Store a message (``stored_text`` when it must differ: redacted) and announce it."""
         k = self.keys
+        live = pack_entry(sender, author, text, ts, flags)
+        stored = live if stored_text is None else pack_entry(sender, author, stored_text, ts, flags)
         seq, dup = await self._run(
             "say",
             [k.messages(conversation_id), k.refs(conversation_id)],
             [
                 ref_key or "",
-                pack_entry(sender, author, text, ts),
+                stored,
                 k.channel,
                 conversation_id,
                 conn_id,
+                b"" if stored is live else live,
             ],
         )
         return SayResult(int(seq), bool(dup))

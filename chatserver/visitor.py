@@ -14,12 +14,19 @@ from chatserver.frames import Hello, Leave, Say, Survey, Typing, VisitorFrame, a
 from chatserver.hub import VisitorLink
 from chatserver.service import Service
 from chatserver.store import new_id
+from moderation import analyse, redact
 from nickname import NicknameError, nickname_key, taken_message, validate
 from queueing.policy import queue_score
 
 log = structlog.get_logger("chatserver.visitor")
 
 RESUME_TTL = 86400
+PII_WARNING = {
+    "nl": "Let op: je deelde misschien persoonlijke gegevens, zoals een telefoonnummer of "
+    "adres. Dat hoeft niet: je mag hier anoniem blijven. We bewaren het niet.",
+    "en": "Heads up: you may have shared personal details, like a phone number or address. "
+    "You don't have to: you can stay anonymous here. We don't keep them.",
+}
 HISTORY_LOST = {
     "nl": "Door een storing zijn de laatste berichten niet bewaard. Sorry! Schrijf gerust "
     "opnieuw wat je wilde zeggen.",
@@ -123,6 +130,8 @@ class VisitorSession:
         log.info("visitor_queued", conversation_id=conv)
         if self.address:
             await self.store.remember_address(conv, self.address)
+        if frame.topic and analyse(frame.topic).crisis:
+            await self.service.crisis_signal(conv, nickname, ("topic",))
         await self.store.set_visitor_presence(conv, self.conn.id)
         self.conn.send(
             {
@@ -249,11 +258,42 @@ class VisitorSession:
             raise FrameError(ErrorCode.CONFLICT, "the conversation has ended")
         conv = self.link.conversation_id
         ref_key = f"v:{frame.ref}" if frame.ref is not None else None
+        check = analyse(frame.text)
+        flags = tuple(
+            name
+            for name, hit in (
+                ("crisis", check.crisis),
+                ("abuse", check.abuse),
+                ("pii", bool(check.pii)),
+            )
+            if hit
+        )
         result = await self.store.say(
-            conv, ref_key, "visitor", self.nickname, frame.text, self.service.clock(), self.conn.id
+            conv,
+            ref_key,
+            "visitor",
+            self.nickname,
+            frame.text,
+            self.service.clock(),
+            self.conn.id,
+            flags=flags,
+            stored_text=redact(frame.text) if check.pii else None,
         )
         self.conn.stored_own(conv, result.seq)
         self.conn.send(ack_frame(frame.ref, result.seq))
+        if result.duplicate:
+            return
+        if check.pii:
+            self.conn.send(
+                {
+                    "type": "notice",
+                    "conversation_id": conv,
+                    "code": "pii_warning",
+                    "message": PII_WARNING[self.lang],
+                }
+            )
+        if check.crisis:
+            await self.service.crisis_signal(conv, self.nickname, check.crisis_categories)
 
     async def _leave(self) -> None:
         assert self.link is not None
