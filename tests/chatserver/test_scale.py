@@ -156,12 +156,15 @@ async def test_workers_share_one_port(tmp_path: Path) -> None:
 
         await asyncio.gather(*(drain(c) for c in counsellors))
         for _, conv in visitors:
-            got = [
-                (f["seq"], f["text"])
-                for c in counsellors
-                for f in c.seen
-                if f["type"] == "message" and f["conversation_id"] == conv
-            ]
+            got = []  # a message said just before assignment arrives in assigned.history
+            for c in counsellors:
+                for f in c.seen:
+                    if f.get("conversation_id") != conv:
+                        continue
+                    if f["type"] == "assigned":
+                        got += [(m["seq"], m["text"]) for m in f["history"]]
+                    elif f["type"] == "message":
+                        got.append((f["seq"], f["text"]))
             assert got == [(i + 1, f"r{i}") for i in range(5)], conv
         await store.r.aclose()
         await store.rb.aclose()
