@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import importlib
 import json
 import multiprocessing
 import os
@@ -246,9 +247,14 @@ def cmd_check_text() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:
-        from queueing.simulate_cli import main as simulate_main
-
-        return int(simulate_main(argv[1:]))
+        try:
+            simulator = importlib.import_module("queueing.simulate_cli")
+        except ImportError:
+            print(
+                "chatserver: the staffing simulator is not part of this build yet", file=sys.stderr
+            )
+            return 2
+        return int(simulator.main(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":

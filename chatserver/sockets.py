@@ -128,14 +128,11 @@ async def _pump(
                 )
             )
         except Exception:
+            # A bug or corrupt state, not a bad frame: say so with 1011 and let the client
+            # reconnect and resume from the store, rather than go on in an unknown state.
             log.exception("frame_failed")
-            conn.send(
-                error_frame(
-                    ErrorCode.INVALID,
-                    "this frame could not be handled",
-                    frame_ref(obj) if obj else None,
-                )
-            )
+            conn.close(CloseCode.INTERNAL, "internal error")
+            break
 
 
 async def _blocked(request: web.Request, address: str) -> bool:

@@ -212,3 +212,31 @@ async def test_unavailable_when_redis_is_gone(key_prefix: str) -> None:
         await client.send({"type": "hello", "nickname": "Ada"})
         assert (await client.expect("error"))["code"] == "unavailable"
         await asyncio.sleep(0)
+
+
+async def test_internal_error_closes_1011_and_the_chat_resumes(server: LiveServer) -> None:
+    """Corrupt stored data behind a frame closes that socket with 1011; others go on."""
+    counsellor = await server.staff("anna")
+    visitor, welcome = await server.visitor("Kapot")
+    conv, token = welcome["conversation_id"], welcome["resume_token"]
+    await counsellor.expect("assigned")
+    await visitor.expect("assigned")
+    await visitor.send({"type": "say", "text": "hallo", "ref": "1"})
+    await visitor.expect("ack")
+    key = server.store.keys.messages(conv)
+    good = await server.store.rb.lindex(key, 0)
+    await server.store.rb.lset(key, 0, b"\xc1 not msgpack")  # as after a bad restore
+    back = await server.connect()
+    await back.send({"type": "hello", "resume": token, "last_seq": 0})
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await back.recv(3)
+    assert back.ws.close_code == 1011
+    await counsellor.send({"type": "say", "conversation_id": conv, "text": "nog hier"})
+    assert (await counsellor.expect("ack", skip=("queue", "message", "notice")))["seq"] == 2
+    await server.store.rb.lset(key, 0, good)
+    again = await server.connect()
+    await again.send({"type": "hello", "resume": token, "last_seq": 0})
+    await again.expect("welcome")
+    texts = [(await again.expect("message", skip=("assigned",)))["text"] for _ in range(2)]
+    assert texts == ["hallo", "nog hier"]
