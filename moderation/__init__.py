@@ -1,27 +1,47 @@
-"""Input limits, crisis signals, abuse and personal-data rules (pure logic, no I/O)."""
+"""Input limits, crisis signals, abuse and personal-data rules (pure logic, no I/O).
+
+:func:`analyse` is the one entry the server (and ``chatserver check-text``) uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from moderation.abuse import is_abusive
+from moderation.crisis import CrisisResult, detect
+from moderation.pii import PiiMatch, find_pii, pii_kinds, redact
 
 
-def redact(text: str) -> str:
-    """TEMPORARY stub until the moderation branch lands."""
-    import re
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    crisis: bool
+    crisis_categories: tuple[str, ...]
+    abuse: bool
+    pii: tuple[str, ...]
 
-    return re.sub(r"\S+@\S+", "[email]", text)
-
-
-class _Analysis:
-    def __init__(self, crisis: bool, abuse: bool, pii: tuple[str, ...]) -> None:
-        self.crisis = crisis
-        self.crisis_categories: tuple[str, ...] = ("suicide",) if crisis else ()
-        self.abuse = abuse
-        self.pii = pii
-
-    def to_json_dict(self) -> dict[str, object]:
-        return {"crisis": self.crisis, "abuse": self.abuse, "pii": list(self.pii)}
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "crisis": self.crisis,
+            "categories": list(self.crisis_categories),
+            "abuse": self.abuse,
+            "pii": list(self.pii),
+        }
 
 
-def analyse(text: str) -> _Analysis:
-    """TEMPORARY minimal keyword check until the moderation branch lands."""
-    low = text.lower()
-    crisis = any(w in low for w in ("zelfmoord", "wil dood", "kill myself", "suicide"))
-    pii = ("email",) if "@" in low else ()
-    return _Analysis(crisis, "kys" in low.split(), pii)
+def analyse(text: str) -> TextAnalysis:
+    crisis = detect(text)
+    return TextAnalysis(crisis.crisis, crisis.categories, is_abusive(text), pii_kinds(text))
+
+
+__all__ = [
+    "CrisisResult",
+    "PiiMatch",
+    "TextAnalysis",
+    "analyse",
+    "detect",
+    "find_pii",
+    "is_abusive",
+    "pii_kinds",
+    "redact",
+]

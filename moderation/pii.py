@@ -1,0 +1,85 @@
+"""Personal data in a visitor's text: phone numbers, e-mail addresses, Dutch postcodes with a
+house number, IBANs and links. Found to warn the visitor gently and to redact what is stored.
+
+Phone numbers use the ``phonenumbers`` library (Dutch and international forms); the rest are
+patterns, the IBAN checked with its mod-97 checksum so ordinary numbers are not mistaken.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+PLACEHOLDERS = {
+    "phone": "[phone]",
+    "email": "[email]",
+    "postcode": "[postcode]",
+    "iban": "[iban]",
+    "url": "[link]",
+}
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
+_POSTCODE = re.compile(r"\b[1-9]\d{3} ?[a-zA-Z]{2}\b,? ?\d{1,5} ?[a-zA-Z]?\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.I)
+_URL = re.compile(
+    r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:nl|be|com|org|net|eu|"
+    r"io|info|me|app|tk|xyz|de|co\.uk)(?:/\S*)?\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    kind: str
+    start: int
+    end: int
+
+
+def _iban_valid(raw: str) -> bool:
+    iban = raw.replace(" ", "").upper()
+    if not 15 <= len(iban) <= 34:
+        return False
+    digits = "".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])
+    return int(digits) % 97 == 1
+
+
+def find_pii(text: str) -> list[PiiMatch]:
+    found: list[PiiMatch] = []
+    matcher = phonenumbers.PhoneNumberMatcher(text, "NL", leniency=phonenumbers.Leniency.VALID)
+    for phone in matcher:
+        found.append(PiiMatch("phone", phone.start, phone.end))
+    for match in _EMAIL.finditer(text):
+        found.append(PiiMatch("email", match.start(), match.end()))
+    for match in _IBAN.finditer(text):
+        if _iban_valid(match.group(0)):
+            found.append(PiiMatch("iban", match.start(), match.end()))
+    for match in _POSTCODE.finditer(text):
+        found.append(PiiMatch("postcode", match.start(), match.end()))
+    for match in _URL.finditer(text):
+        if not any(f.kind == "email" and f.start <= match.start() < f.end for f in found):
+            found.append(PiiMatch("url", match.start(), match.end()))
+    return _without_overlaps(found)
+
+
+def _without_overlaps(found: list[PiiMatch]) -> list[PiiMatch]:
+    kept: list[PiiMatch] = []
+    for match in sorted(found, key=lambda m: (m.start, -(m.end - m.start))):
+        if kept and match.start < kept[-1].end:
+            continue
+        kept.append(match)
+    return kept
+
+
+def pii_kinds(text: str) -> tuple[str, ...]:
+    return tuple(sorted({m.kind for m in find_pii(text)}))
+
+
+def redact(text: str) -> str:
+    """The text with each piece of personal data replaced by a placeholder like ``[phone]``."""
+    out, last = [], 0
+    for match in find_pii(text):
+        out += [text[last : match.start], PLACEHOLDERS[match.kind]]
+        last = match.end
+    return "".join(out) + text[last:]
