@@ -157,11 +157,16 @@ async def public_config(request: web.Request) -> web.Response:
         {
             "topics": topics,
             "emergency_text": texts.emergency_en if lang == "en" else texts.emergency_nl,
-            "quick_exit_url": settings.server.quick_exit_url,
+            "quick_exit_url": _absolute(request, settings.server.quick_exit_url),
             "text_max_chars": settings.limits.text_max_chars,
             "privacy_url": "/privacy",
         }
     )
+
+
+def _absolute(request: web.Request, url: str) -> str:
+    """A path like ``/neutral`` becomes a URL on this server's own origin."""
+    return f"{request.scheme}://{request.host}{url}" if url.startswith("/") else url
 
 
 async def nickname_suggestion(request: web.Request) -> web.Response:

@@ -133,9 +133,10 @@ export class WatchPanel {
   }
 
   onAck(frame) {
+    // Stored. Keep the copy in pendingWhispers: the server's whisper frame (which may come
+    // after this ack) replaces it, so it is shown once.
     const item = this.pendingWhispers.get(frame.ref);
     if (!item) return false;
-    this.pendingWhispers.delete(frame.ref);
     item.classList.remove("whisper--pending");
     return true;
   }
