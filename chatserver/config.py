@@ -176,6 +176,14 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
         isinstance(t, dict) and isinstance(t.get("id"), str) for t in topics
     ):
         raise ConfigError("[[topics]] entries need at least a string 'id'")
+    from queueing.hours import HoursError, OpeningHours
+    from queueing.topics import topics_for
+
+    try:
+        OpeningHours.from_table(hours)
+        topics_for(topics)
+    except (HoursError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     return Settings(**parts, hours=hours, topics=tuple(topics))
 
 

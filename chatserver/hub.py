@@ -22,6 +22,14 @@ from chatserver.connection import Connection
 from chatserver.events import Event, MessageEvent, decode_event
 from chatserver.store import Store
 from queueing.eta import estimate_wait
+from queueing.hours import helped_before_closing
+
+CLOSING_SOON = {
+    "nl": "Eerlijk is eerlijk: de chat sluit waarschijnlijk voordat jij aan de beurt bent. "
+    "Je mag blijven wachten. Heb je nu hulp nodig? Bel 113 (0800-0113) of in nood 112.",
+    "en": "To be honest: the chat will probably close before it is your turn. You may keep "
+    "waiting. Need help now? Call 113 (0800-0113), or 112 in an emergency.",
+}
 
 log = structlog.get_logger("chatserver.hub")
 
@@ -29,13 +37,17 @@ log = structlog.get_logger("chatserver.hub")
 class VisitorLink:
     """What the hub knows of a local visitor socket."""
 
-    __slots__ = ("conn", "conversation_id", "position", "state")
+    __slots__ = ("conn", "conversation_id", "lang", "position", "state", "warned_closing")
 
-    def __init__(self, conn: Connection, conversation_id: str, state: str) -> None:
+    def __init__(
+        self, conn: Connection, conversation_id: str, state: str, lang: str = "nl"
+    ) -> None:
         self.conn = conn
         self.conversation_id = conversation_id
         self.state = state
+        self.lang = lang if lang in ("nl", "en") else "nl"
         self.position: int | None = None
+        self.warned_closing = False
 
 
 class Hub:
@@ -53,6 +65,7 @@ class Hub:
         self.build_overview: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self.on_auto_watch: Callable[[Connection, str], Awaitable[None]] | None = None
         self.on_assignable: Callable[[], None] = lambda: None
+        self.closes_at: Callable[[], float | None] = lambda: None
         self.connected = False
         self.stopping = False
 
@@ -438,16 +451,24 @@ class Hub:
         index = {cid: i for i, cid in enumerate(ids, start=1)}
         handling = await self.store.handling_times()
         servers = await self.store.serving_capacity()
+        closes_at = self.closes_at()
+        now = time.time()
         for link in waiting_links:
             position = index.get(link.conversation_id)
             if position is None or (position == link.position and link is not force):
                 continue
             link.position = position
+            eta = estimate_wait(position, handling, servers)
             link.conn.send(
-                {
-                    "type": "queued",
-                    "position": position,
-                    "waiting": total,
-                    "eta_seconds": estimate_wait(position, handling, servers),
-                }
+                {"type": "queued", "position": position, "waiting": total, "eta_seconds": eta}
             )
+            if not link.warned_closing and not helped_before_closing(now, closes_at, eta):
+                link.warned_closing = True
+                link.conn.send(
+                    {
+                        "type": "notice",
+                        "conversation_id": link.conversation_id,
+                        "code": "closing_soon",
+                        "message": CLOSING_SOON[link.lang],
+                    }
+                )

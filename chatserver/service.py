@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -22,6 +23,7 @@ from chatserver.events import event
 from chatserver.hub import Hub
 from chatserver.overview import build_overview
 from chatserver.store import Store, new_id
+from queueing.hours import OpeningHours
 from queueing.policy import PRIORITY_CRISIS, QueuePolicy, plan_assignments
 
 log = structlog.get_logger("chatserver.service")
@@ -35,8 +37,10 @@ class Service:
         self.settings = settings
         self.hub = Hub(store)
         self.hub.on_assignable = self.request_assignment
+        self.hub.closes_at = self.closes_at
         self.hub.build_overview = lambda: build_overview(self.store, self.clock())
         self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
+        self.hours = OpeningHours.from_table(settings.hours)
         self._assign_due = asyncio.Event()
         self.clock: Callable[[], float] = time.time
         #: This process, for heartbeats; every connection id starts with it.
@@ -299,6 +303,18 @@ class Service:
                 )
             )
             await self.store.publish(event("overview"))
+
+    def closed_now(self) -> tuple[bool, str | None]:
+        """Whether the service is outside opening hours now, and when it opens (ISO 8601)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        if self.hours.is_open(now):
+            return False, None
+        opens = self.hours.opens_at(now)
+        return True, opens.isoformat() if opens else None
+
+    def closes_at(self) -> float | None:
+        end = self.hours.closes_at(datetime.fromtimestamp(self.clock(), UTC))
+        return end.timestamp() if end else None
 
     async def trainee_watch(self, trainee_id: str, supervisor_id: str, on: bool) -> None:
         """A trainee is only assigned while at least one supervisor watches them."""

@@ -17,6 +17,7 @@ from chatserver.store import new_id
 from moderation import analyse, redact
 from nickname import NicknameError, nickname_key, taken_message, validate
 from queueing.policy import queue_score
+from queueing.topics import topics_for
 
 log = structlog.get_logger("chatserver.visitor")
 
@@ -96,6 +97,13 @@ class VisitorSession:
             raise FrameError(ErrorCode.NICKNAME_INVALID, exc.message) from None
         settings = self.service.settings
         now = self.service.clock()
+        closed, opens_at = self.service.closed_now()
+        if closed:
+            self._closed("outside_hours", opens_at)
+            return
+        topics = {t.id for t in topics_for(settings.topics)}
+        if frame.topic is not None and frame.topic not in topics:
+            raise FrameError(ErrorCode.INVALID, "field 'topic' is not one of the topics")
         conv, visitor_id = new_id(), new_id()
         token = secrets.token_urlsafe(24)
         fields = {
@@ -142,7 +150,7 @@ class VisitorSession:
                 "resume_token": token,
             }
         )
-        self.link = VisitorLink(self.conn, conv, "waiting")
+        self.link = VisitorLink(self.conn, conv, "waiting", self.lang)
         self.service.hub.add_visitor(self.link)
         await self._catch_up()
         if self.link.state == "waiting":
@@ -172,13 +180,13 @@ class VisitorSession:
                 {"type": "ended", "conversation_id": conv, "reason": meta.get("reason", "timeout")}
             )
 
-    def _closed(self, reason: str) -> None:
+    def _closed(self, reason: str, opens_at: str | None = None) -> None:
         texts = self.service.settings.texts
         self.conn.send(
             {
                 "type": "closed",
                 "reason": reason,
-                "opens_at": None,
+                "opens_at": opens_at,
                 "message": texts.closed_en if self.lang == "en" else texts.closed_nl,
             }
         )
@@ -209,7 +217,7 @@ class VisitorSession:
                 "resume_token": frame.resume,
             }
         )
-        self.link = VisitorLink(self.conn, conv, state)
+        self.link = VisitorLink(self.conn, conv, state, self.lang)
         log.info("visitor_resumed", conversation_id=conv, state=state)
         with self.conn.syncing(conv):
             self.service.hub.add_visitor(self.link)

@@ -1,0 +1,78 @@
+"""Opening hours, honesty near closing time, and topics, over real sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import websockets
+
+from tests.helpers import LiveServer
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+async def test_outside_hours_gets_closed_with_opening_time(redis_url: str, key_prefix: str) -> None:
+    """Closed today: hello gets closed/outside_hours with tomorrow's opening, then 1000."""
+    today = datetime.now(UTC).date()
+    table = {
+        "timezone": "UTC",
+        **{d: ["00:00-24:00"] for d in DAYS},
+        "closed_dates": [today.isoformat()],
+    }
+    from dataclasses import replace
+
+    from chatserver.config import Settings
+    from tests.helpers import LiveServer as Live
+
+    settings = replace(Settings(), hours=table)
+    settings = replace(settings, server=replace(settings.server, key_prefix=key_prefix))
+    async with Live.start(settings, redis_url) as live:
+        client = await live.connect()
+        await client.send({"type": "hello", "nickname": "Laat", "lang": "en"})
+        closed = await client.expect("closed")
+        assert closed["reason"] == "outside_hours" and "closed" in closed["message"]
+        assert closed["opens_at"].startswith((today + timedelta(days=1)).isoformat())
+        with pytest.raises(websockets.ConnectionClosed):
+            await client.recv(3)
+        assert client.ws.close_code == 1000
+
+
+async def test_told_honestly_when_closing_comes_first(redis_url: str, key_prefix: str) -> None:
+    """A visitor whose estimate runs past closing time gets a closing_soon notice."""
+    from dataclasses import replace
+
+    from chatserver.config import Settings
+
+    end = datetime.now(UTC) + timedelta(hours=2)
+    until = "24:00" if end.date() != datetime.now(UTC).date() else end.strftime("%H:%M")
+    table = {"timezone": "UTC", **{d: [f"00:00-{until}"] for d in DAYS}}
+    settings = replace(Settings(), hours=table)
+    settings = replace(settings, server=replace(settings.server, key_prefix=key_prefix))
+    async with LiveServer.start(settings, redis_url) as live:
+        for _ in range(5):  # recent conversations took about three hours each
+            await live.store.r.lpush(live.store.keys.handling, 3 * 3600)
+        counsellor = await live.staff("anna")
+        await live.visitor("Eerste")
+        await counsellor.expect("assigned")
+        late, _ = await live.visitor("Tweede", lang="en")
+        queued = await late.expect("queued")
+        assert queued["eta_seconds"] >= 3 * 3600 - 1
+        notice = await late.expect("notice")
+        assert notice["code"] == "closing_soon" and "close" in notice["message"]
+
+
+async def test_topics_from_config_and_unknown_topic(server: LiveServer) -> None:
+    """The public config lists the topics in the asked language; an unknown topic is invalid."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base}/api/public-config?lang=en") as r,
+    ):
+        body = await r.json()
+    ids = {t["id"]: t["label"] for t in body["topics"]}
+    assert ids["thuis"] == "Home" and ids["pesten"] == "Bullying"
+    client = await server.connect()
+    await client.send({"type": "hello", "nickname": "Onderwerp", "topic": "astrologie"})
+    assert (await client.expect("error"))["code"] == "invalid"
