@@ -451,6 +451,8 @@ class Hub:
         index = {cid: i for i, cid in enumerate(ids, start=1)}
         handling = await self.store.handling_times()
         servers = await self.store.serving_capacity()
+        free = sum(c.free for c in await self.store.available_snapshot())
+        abandon = await self.store.abandon_share()
         closes_at = self.closes_at()
         now = time.time()
         for link in waiting_links:
@@ -458,7 +460,7 @@ class Hub:
             if position is None or (position == link.position and link is not force):
                 continue
             link.position = position
-            eta = estimate_wait(position, handling, servers)
+            eta = estimate_wait(position, handling, servers, free, abandon)
             link.conn.send(
                 {"type": "queued", "position": position, "waiting": total, "eta_seconds": eta}
             )

@@ -45,6 +45,11 @@ class Keys:
         return self._g("handling")
 
     @property
+    def outcomes(self) -> str:
+        """Recent outcomes of waiting: "a" left while waiting, "s" served (for estimates)."""
+        return self._g("outcomes")
+
+    @property
     def available(self) -> str:
         return self._g("available")
 

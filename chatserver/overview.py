@@ -63,7 +63,12 @@ async def build_overview(store: Store, now: float) -> dict[str, Any]:
                 "display_name": account["display_name"],
                 "role": account["role"],
                 "trainee": account.get("trainee") == "1",
-                "state": state.get("state", "offline"),
+                "state": "wrapup"
+                if (
+                    state.get("state") == "available"
+                    and float(state.get("wrapup_until") or 0) > now
+                )
+                else state.get("state", "offline"),
                 "capacity": int(state.get("capacity", 1)),
                 "conversations": int(state.get("load", 0)),
             }

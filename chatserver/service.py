@@ -214,6 +214,7 @@ class Service:
         }
         ttl = max(60, int(self.settings.retention.statistics_days * DAY))
         await self.store.record_fact(conversation_id, fact, ended, ttl)
+        await self.store.record_outcome(abandoned=assigned is None)
 
     async def notice(self, conversation_id: str, to: str, code: str, message: str = "") -> None:
         await self.store.publish(

@@ -375,6 +375,16 @@ class Store:
         ids = cast(set[str], await self.r.smembers(self.keys.staff_conversations(staff_id)))
         return sorted(ids)
 
+    async def record_outcome(self, abandoned: bool) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lpush(self.keys.outcomes, "a" if abandoned else "s")
+        pipe.ltrim(self.keys.outcomes, 0, 199)
+        await pipe.execute()
+
+    async def abandon_share(self) -> float:
+        outcomes = cast(list[str], await self.r.lrange(self.keys.outcomes, 0, -1))
+        return outcomes.count("a") / len(outcomes) if outcomes else 0.0
+
     async def handling_times(self) -> list[float]:
         return [float(x) for x in await self.r.lrange(self.keys.handling, 0, -1)]
 

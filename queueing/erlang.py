@@ -1,0 +1,23 @@
+"""Erlang C for an M/M/c queue: the textbook answer the simulator is checked against."""
+
+from __future__ import annotations
+
+import math
+
+
+def probability_of_waiting(servers: int, offered_load: float) -> float:
+    """Erlang C: the chance an arrival waits, with ``offered_load`` = arrival rate × mean
+    handling time (in Erlangs). 1.0 when the load reaches the number of servers."""
+    if offered_load >= servers:
+        return 1.0
+    top = offered_load**servers / math.factorial(servers) * servers / (servers - offered_load)
+    bottom = sum(offered_load**k / math.factorial(k) for k in range(servers)) + top
+    return top / bottom
+
+
+def mean_wait(servers: int, arrivals_per_second: float, mean_handling: float) -> float:
+    """Expected wait in seconds (infinite when the queue cannot keep up)."""
+    load = arrivals_per_second * mean_handling
+    if load >= servers:
+        return math.inf
+    return probability_of_waiting(servers, load) * mean_handling / (servers - load)
