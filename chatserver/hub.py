@@ -204,7 +204,9 @@ class Hub:
             meta = await self.store.conversation(conv)
         if meta is None:
             return
-        if link is not None:
+        link = self.visitors.get(conv)  # again: the await above let the visitor move on
+        # Only a link still waiting is told (the visitor's own catch-up may have told it).
+        if link is not None and link.state == "waiting":
             link.state = "active"
             link.position = None
             link.conn.send(

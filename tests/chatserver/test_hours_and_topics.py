@@ -76,3 +76,35 @@ async def test_topics_from_config_and_unknown_topic(server: LiveServer) -> None:
     client = await server.connect()
     await client.send({"type": "hello", "nickname": "Onderwerp", "topic": "astrologie"})
     assert (await client.expect("error"))["code"] == "invalid"
+
+
+async def test_wrapup_pause_before_the_next_chat(redis_url: str, key_prefix: str) -> None:
+    """With wrapup_seconds the counsellor gets the next visitor only after the pause."""
+    from tests.chatserver.test_errors import custom_server
+
+    async with custom_server(redis_url, key_prefix, queue={"wrapup_seconds": 1.5}) as live:
+        counsellor = await live.staff("anna")
+        first, _ = await live.visitor("Eerst")
+        await counsellor.expect("assigned")
+        await live.visitor("Daarna")
+        await first.send({"type": "leave"})
+        await counsellor.expect("ended", skip=("queue",))
+        await counsellor.nothing(1.0, skip=("queue", "overview"))
+        assert (await counsellor.expect("assigned", timeout=5))["visitor"] == "Daarna"
+
+
+async def test_abandonment_recorded_with_time_waited(server: LiveServer) -> None:
+    """A visitor who leaves while waiting is counted as abandoned, with the time waited."""
+    visitor, _ = await server.visitor("Weg")
+    await visitor.expect("queued")
+    await visitor.send({"type": "leave"})
+    await visitor.expect("ended")
+    import asyncio
+
+    for _ in range(50):  # the fact is written just after the ended event goes out
+        facts = await server.store.facts_between(0, float("inf"))
+        if facts:
+            break
+        await asyncio.sleep(0.02)
+    fact = facts[0]
+    assert fact["abandoned"] == "1" and float(fact["waited"]) >= 0 and fact["duration"] == ""
