@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from chatserver import review
+from chatserver import insights, review
 from chatserver.addresses import AddressHasher
 from chatserver.appkeys import (
     ADDRESSES,
@@ -203,6 +203,7 @@ def create_app(settings: Settings, redis_url: str) -> web.Application:
     app.router.add_get("/ws/staff", staff_socket)
     app.router.add_static("/static/", web_root(), follow_symlinks=False)
     review.setup(app)
+    insights.setup(app)
     return app
 
 

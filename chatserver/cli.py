@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     totp.add_argument("username")
     _add_store_options(totp)
     sub.add_parser("check-text", help="moderation rules on one text per line of stdin")
+    purge = sub.add_parser("purge", help="delete transcripts past retention now")
+    _add_store_options(purge)
     audit = sub.add_parser("audit", help="print the supervision audit log as JSON lines")
     audit.add_argument("--since", type=float, default=0.0, help="Unix seconds (default: all)")
     _add_store_options(audit)
@@ -226,6 +228,20 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    import time
+
+    from chatserver.retention import purge
+
+    async def run(store: Store, settings: Settings) -> None:
+        n = await purge(store, time.time(), settings.retention.transcripts_days)
+        print(json.dumps({"purged": n}))
+
+    with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
+        asyncio.run(_with_store(args, url, run))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     async def dump(store: Store, settings: Settings) -> None:
         for entry in await store.audit_entries(since=args.since, count=1_000_000):
@@ -261,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "staff":
             return cmd_staff(args)
+        if args.command == "purge":
+            return cmd_purge(args)
         if args.command == "audit":
             return cmd_audit(args)
         if args.command == "check-text":

@@ -104,6 +104,8 @@ class Typing:
 @dataclass(frozen=True, slots=True)
 class Leave:
     ref: str | None = None
+    #: ``forget``: after the end, delete the conversation now (not after retention).
+    forget: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def _visitor_typing(obj: Mapping[str, Any], limit: int) -> Typing:
 
 
 def _leave(obj: Mapping[str, Any], limit: int) -> Leave:
-    return Leave(ref=_ref(obj))
+    return Leave(ref=_ref(obj), forget=obj["type"] == "forget")
 
 
 def _survey(obj: Mapping[str, Any], limit: int) -> Survey:
@@ -168,6 +170,7 @@ _VISITOR: dict[str, Callable[[Mapping[str, Any], int], VisitorFrame]] = {
     "typing": _visitor_typing,
     "leave": _leave,
     "survey": _survey,
+    "forget": _leave,
 }
 
 

@@ -45,6 +45,15 @@ class Keys:
         return self._g("handling")
 
     @property
+    def retention_cursor(self) -> str:
+        """End time up to which transcripts have been purged."""
+        return self._g("retention-cursor")
+
+    @property
+    def retention_lock(self) -> str:
+        return self._g("retention-lock")
+
+    @property
     def outcomes(self) -> str:
         """Recent outcomes of waiting: "a" left while waiting, "s" served (for estimates)."""
         return self._g("outcomes")

@@ -22,6 +22,7 @@ from chatserver.config import Settings
 from chatserver.events import event
 from chatserver.hub import Hub
 from chatserver.overview import build_overview
+from chatserver.retention import retention_loop
 from chatserver.store import Store, new_id
 from queueing.hours import OpeningHours
 from queueing.policy import PRIORITY_CRISIS, QueuePolicy, plan_assignments
@@ -61,6 +62,10 @@ class Service:
             asyncio.create_task(self._assigner(), name="assigner"),
             asyncio.create_task(self._sweeper(), name="grace-sweeper"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(
+                retention_loop(self.store, self.settings.retention.transcripts_days, self.clock),
+                name="retention",
+            ),
         ]
         try:
             yield self

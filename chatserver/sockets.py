@@ -7,6 +7,7 @@ with 4429; then frames are read one at a time through a token bucket.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -118,6 +119,8 @@ async def _pump(
             await handle(obj)
         except FrameError as exc:
             conn.send(error_frame(exc.code, exc.message, frame_ref(obj) if obj else None))
+            with contextlib.suppress(RedisError, OSError):
+                await request.app[STORE].count(f"rejected:{exc.code.value}")
         except (RedisError, OSError) as exc:
             log.warning("store_unavailable", error=type(exc).__name__)
             conn.send(

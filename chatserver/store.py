@@ -182,6 +182,8 @@ class Store:
                 b"" if stored is live else live,
             ],
         )
+        if not dup:
+            await self.r.hincrby(self.keys.counters, "messages", 1)  # for /metrics
         return SayResult(int(seq), bool(dup))
 
     async def messages(

@@ -12,6 +12,7 @@ from chatserver.connection import Connection
 from chatserver.errors import ErrorCode, FrameError
 from chatserver.frames import Hello, Leave, Say, Survey, Typing, VisitorFrame, ack_frame
 from chatserver.hub import VisitorLink
+from chatserver.retention import forget_conversation
 from chatserver.service import Service
 from chatserver.store import new_id
 from moderation import analyse, redact
@@ -70,6 +71,8 @@ class VisitorSession:
                 await self.service.typing(
                     self.link.conversation_id, "visitor", frame.active, self.conn.id
                 )
+        elif isinstance(frame, Leave) and frame.forget:
+            await self._forget(frame)
         elif isinstance(frame, Leave):
             await self._leave()
         elif isinstance(frame, Survey):
@@ -308,6 +311,15 @@ class VisitorSession:
         if self.link.state == "ended":
             raise FrameError(ErrorCode.CONFLICT, "the conversation has already ended")
         await self.service.end(self.link.conversation_id, "visitor_left")
+
+    async def _forget(self, frame: Leave) -> None:
+        """Right after the end, the visitor may delete their own conversation at once."""
+        assert self.link is not None
+        if self.link.state != "ended":
+            raise FrameError(ErrorCode.CONFLICT, "forget comes after the conversation ends")
+        await forget_conversation(self.store, self.link.conversation_id)
+        log.info("visitor_forgot", conversation_id=self.link.conversation_id)
+        self.conn.send({"type": "ack", "ref": frame.ref, "seq": None})
 
     async def _survey(self, frame: Survey) -> None:
         assert self.link is not None
