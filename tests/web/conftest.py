@@ -120,6 +120,8 @@ async def pages(browser: Any, site: LiveServer) -> AsyncIterator[Any]:
     yield new
     for context in contexts:
         await context.close()
+    # Nothing from any other origin, on any page, in any test (no CDN, fonts, analytics).
+    assert recorder.foreign() == [], recorder.foreign()
 
 
 async def shoot(page: Any, name: str) -> None:
