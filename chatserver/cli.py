@@ -132,12 +132,23 @@ def run_worker(
             uvloop.run(_serve_async(settings, redis_url, host, port, reuse_port))
 
 
+def parse_workers(value: str) -> int:
+    """``--workers``: a whole number of processes, or ``auto`` for one per core."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        workers = int(value)
+    except ValueError:
+        raise ConfigError("--workers takes a whole number or 'auto'") from None
+    if workers < 1:
+        raise ConfigError("--workers must be 1 or more, or 'auto'")
+    return workers
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     load_settings(args.config)  # refuse a bad file before anything starts
-    workers = os.cpu_count() or 1 if args.workers == "auto" else int(args.workers)
-    if workers < 1:
-        raise ConfigError("--workers must be 1 or more, or 'auto'")
+    workers = parse_workers(args.workers)
     config = str(args.config) if args.config else None
     with redis_for(args.redis_url, args.data_dir, reuse_running=False) as url:
         if workers == 1:

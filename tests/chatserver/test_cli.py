@@ -214,3 +214,17 @@ def test_bad_config_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "text_max_charz" in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_workers_option() -> None:
+    """--workers takes a number or auto; anything else is refused."""
+    import os
+
+    from chatserver.cli import parse_workers
+    from chatserver.errors import ConfigError
+
+    assert parse_workers("1") == 1 and parse_workers("3") == 3
+    assert parse_workers("auto") == (os.cpu_count() or 1)
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(ConfigError):
+            parse_workers(bad)
