@@ -81,8 +81,10 @@ class Store:
 
     async def all_accounts(self) -> list[dict[str, str]]:
         names = cast(dict[str, str], await self.r.hgetall(self.keys.staff_index))
-        found = [await self.account(n) for n in names.values()]
-        return [a for a in found if a]
+        pipe = self.r.pipeline(transaction=False)
+        for name in names.values():
+            pipe.hgetall(self.keys.account(name))
+        return [a for a in (await pipe.execute() if names else []) if a]
 
     async def create_session(
         self, token_hash: str, staff_id: str, idle_seconds: int, now: float
@@ -392,12 +394,12 @@ class Store:
 
     async def serving_capacity(self) -> int:
         """Conversations the counsellors on shift (available, or busy) can hold at once."""
-        total = 0
-        for sid in cast(dict[str, str], await self.r.hgetall(self.keys.staff_index)):
-            state = await self.r.hmget(self.keys.staff_state(sid), "state", "capacity")
-            if state[0] == "available":
-                total += int(state[1] or 1)
-        return total
+        ids = cast(dict[str, str], await self.r.hgetall(self.keys.staff_index))
+        pipe = self.r.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hmget(self.keys.staff_state(sid), "state", "capacity")
+        rows = await pipe.execute() if ids else []
+        return sum(int(cap or 1) for state, cap in rows if state == "available")
 
     # -- presence and grace -------------------------------------------------------------
     def _node_key(self, conn_id: str) -> str:
