@@ -170,3 +170,22 @@ async def test_login_cookie_and_same_answer(server: LiveServer) -> None:
 
     with pytest.raises(websockets.InvalidStatus):
         await server.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_lost_history_is_said_not_hidden(server: LiveServer) -> None:
+    """When the store has fewer messages than the client saw, the client is told."""
+    counsellor = await server.staff("anna")
+    visitor, welcome = await server.visitor("Verlies")
+    conv, token = welcome["conversation_id"], welcome["resume_token"]
+    await counsellor.expect("assigned")
+    await visitor.expect("assigned")
+    for i in range(3):
+        await visitor.send({"type": "say", "text": f"m{i}", "ref": str(i)})
+        await visitor.expect("ack")
+    await visitor.close()
+    await server.store.rb.rpop(server.store.keys.messages(conv))  # as after a crash without fsync
+    back = await server.connect()
+    await back.send({"type": "hello", "resume": token, "last_seq": 3})
+    await back.expect("welcome")
+    notice = await back.expect("notice", skip=("assigned",))
+    assert notice["code"] == "history_lost" and notice["stored_seq"] == 2
