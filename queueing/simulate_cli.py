@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from statistics import median
 
 from queueing.erlang import mean_wait
 from queueing.simulator import Scenario, simulate, staffing_plan
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         merged.staffed_seconds += r.staffed_seconds
         merged.errors_ours += r.errors_ours
         merged.errors_naive += r.errors_naive
+        merged.waited_errors_ours += r.waited_errors_ours
+        merged.waited_errors_naive += r.waited_errors_naive
     print(f"shift of {hours} h, {args.repeat} runs, {len(waits)} visitors helped")
     print(
         f"wait p50 {merged.wait_p50:7.0f} s   p90 {merged.wait_p90:7.0f} s   "
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         f"waiting estimate, median absolute error: ours {merged.mae_ours:6.0f} s   "
         f"naive (position x mean / counsellors) {merged.mae_naive:6.0f} s"
     )
+    if merged.waited_errors_ours:
+        print(
+            f"  only visitors who waited: ours {median(merged.waited_errors_ours):6.0f} s   "
+            f"naive {median(merged.waited_errors_naive):6.0f} s"
+        )
     if patience is None and len(set(args.arrivals_per_hour)) == 1 and len(set(counsellors)) == 1:
         ec = mean_wait(counsellors[0] * args.capacity, args.arrivals_per_hour[0] / 3600, handling)
         print(f"Erlang C mean wait for this steady state: {ec:7.0f} s")

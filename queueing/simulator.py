@@ -51,6 +51,9 @@ class Result:
     staffed_seconds: float = 0.0
     errors_ours: list[float] = field(default_factory=list)
     errors_naive: list[float] = field(default_factory=list)
+    #: The same errors, only for visitors who really waited (not helped at once).
+    waited_errors_ours: list[float] = field(default_factory=list)
+    waited_errors_naive: list[float] = field(default_factory=list)
 
     def _q(self, n: int) -> float:
         if len(self.waits) < 2:
@@ -197,6 +200,9 @@ class _Sim:
             if ours is not None:
                 self.result.errors_ours.append(abs(ours - wait))
                 self.result.errors_naive.append(abs(naive - wait))
+                if wait > 0:
+                    self.result.waited_errors_ours.append(abs(ours - wait))
+                    self.result.waited_errors_naive.append(abs(naive - wait))
             self.load[pairing.staff_id] += 1
             self.idle_since[pairing.staff_id] = now
             duration = self.handling()
