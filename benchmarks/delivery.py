@@ -118,6 +118,32 @@ def chatserver(tmp: Path, redis_url: str, workers: int, prefix: str) -> Iterator
         proc.wait(timeout=20)
 
 
+@contextlib.contextmanager
+def raw_relay() -> Iterator[int]:
+    """The raw relay (benchmarks/raw_relay.py) in its own process, same allocator settings."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.raw_relay", "--port", str(port)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("raw relay did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
 def add_counsellors(redis_url: str, tmp: Path, names: list[str], prefix: str) -> None:
     config = tmp / f"accounts-{prefix}.toml"
     config.write_text(f'[server]\nkey_prefix = "{prefix}"\n[auth]\ntotp_roles = []\n')
@@ -307,12 +333,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "p99": pct(cross, 99),
                 "n": len(cross),
             }
+            with raw_relay() as raw:
+                lat = await latency(raw, raw, names, args.pairs, args.rate, args.seconds, "r")
+                results["raw_relay_ms"] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "n": len(lat)}
+                results["raw_relay_msg_per_s"] = await throughput(
+                    raw, names, args.pairs, args.seconds, "r"
+                )
             for workers in (1, 2):
                 with chatserver(tmp, url, workers, f"w{workers}") as port:
                     results[f"workers_{workers}_msg_per_s"] = await throughput(
                         port, names, args.pairs, args.seconds, f"w{workers}"
                     )
     results["workers_ratio"] = results["workers_2_msg_per_s"] / results["workers_1_msg_per_s"]
+    results["product_to_raw_ratio"] = (
+        results["workers_1_msg_per_s"] / results["raw_relay_msg_per_s"]
+    )
     return results
 
 
@@ -325,12 +360,14 @@ def main() -> None:
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     print(f"pairs={args.pairs} offered={args.rate:.0f} msg/s for latency; {results['malloc']}")
-    for key in ("same_process_ms", "cross_process_ms"):
+    for key in ("raw_relay_ms", "same_process_ms", "cross_process_ms"):
         r = results[key]
         print(f"{key:<18} p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms   (n={r['n']})")
     print(f"throughput --workers 1: {results['workers_1_msg_per_s']:8.0f} msg/s delivered")
     print(f"throughput --workers 2: {results['workers_2_msg_per_s']:8.0f} msg/s delivered")
     print(f"ratio workers 2 / 1:    {results['workers_ratio']:8.2f}")
+    print(f"raw relay:              {results['raw_relay_msg_per_s']:8.0f} msg/s delivered")
+    print(f"ratio product (1 worker) / raw relay: {results['product_to_raw_ratio']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -37,4 +37,5 @@ def test_delivery_benchmark_produces_figures(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["same_process_ms"]["n"] > 0 and results["cross_process_ms"]["n"] > 0
     assert results["workers_1_msg_per_s"] > 0 and results["workers_2_msg_per_s"] > 0
+    assert results["raw_relay_msg_per_s"] > 0 and results["product_to_raw_ratio"] > 0
     assert "cross_process_ms" in run.stdout
