@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def redis_for(url: str | None, data_dir: Path, *, reuse_running: bool) -> Iterator[str]:
+def redis_for(
+    url: str | None, data_dir: Path, *, reuse_running: bool, appendfsync: str = "everysec"
+) -> Iterator[str]:
     """The Redis URL to use: the given one, the running service's private one, or a new one."""
     if url:
         yield url
@@ -83,7 +85,7 @@ def redis_for(url: str | None, data_dir: Path, *, reuse_running: bool) -> Iterat
     if reuse_running and answers(sock):
         yield f"unix://{sock}"
         return
-    with private_redis(data_dir) as private_url:
+    with private_redis(data_dir, appendfsync) as private_url:
         yield private_url
 
 
@@ -147,10 +149,11 @@ def parse_workers(value: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    load_settings(args.config)  # refuse a bad file before anything starts
+    settings = load_settings(args.config)  # refuse a bad file before anything starts
     workers = parse_workers(args.workers)
     config = str(args.config) if args.config else None
-    with redis_for(args.redis_url, args.data_dir, reuse_running=False) as url:
+    fsync = settings.redis.appendfsync
+    with redis_for(args.redis_url, args.data_dir, reuse_running=False, appendfsync=fsync) as url:
         if workers == 1:
             run_worker(config, url, args.host, args.port, args.log_level, False)
             return 0

@@ -67,6 +67,18 @@ class GraceSettings:
     node_dead_seconds: float = 12.0
 
 
+#: What a Redis crash can lose: ``always`` nothing acknowledged, ``everysec`` up to about
+#: a second, ``no`` whatever the operating system had not yet written.
+APPENDFSYNC_CHOICES = ("always", "everysec", "no")
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The embedded private Redis (ignored with ``--redis-url``: configure that Redis itself)."""
+
+    appendfsync: str = "everysec"
+
+
 @dataclass(frozen=True)
 class RetentionSettings:
     transcripts_days: float = 30.0
@@ -107,6 +119,7 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     grace: GraceSettings = field(default_factory=GraceSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     #: The contract's ``[hours]`` table as read; ``None`` means always open.
@@ -121,6 +134,7 @@ _SECTIONS = {
     "queue": QueueSettings,
     "grace": GraceSettings,
     "retention": RetentionSettings,
+    "redis": RedisSettings,
     "auth": AuthSettings,
     "texts": TextSettings,
 }
@@ -184,6 +198,9 @@ def settings_from_dict(data: dict[str, Any]) -> Settings:
         topics_for(topics)
     except (HoursError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+    redis = parts.get("redis")
+    if redis is not None and redis.appendfsync not in APPENDFSYNC_CHOICES:
+        raise ConfigError(f"[redis] appendfsync must be one of {', '.join(APPENDFSYNC_CHOICES)}")
     return Settings(**parts, hours=hours, topics=tuple(topics))
 
 

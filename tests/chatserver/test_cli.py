@@ -228,3 +228,31 @@ def test_workers_option() -> None:
     for bad in ("0", "-2", "many"):
         with pytest.raises(ConfigError):
             parse_workers(bad)
+
+
+def test_embedded_redis_takes_appendfsync_from_the_config(tmp_path: Path) -> None:
+    """[redis] appendfsync reaches the private Redis; a value Redis does not know is refused."""
+    import redis as redis_sync
+
+    from chatserver.embedded import socket_path
+
+    data_dir, port = tmp_path / "data", free_port()
+    config = tmp_path / "fsync.toml"
+    config.write_text('[redis]\nappendfsync = "always"\n')
+    with serving(data_dir, port, "--config", str(config)):
+        client = redis_sync.Redis(
+            unix_socket_path=str(socket_path(data_dir)), decode_responses=True
+        )
+        try:
+            assert client.config_get("appendfsync") == {"appendfsync": "always"}
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+        finally:
+            client.close()
+    config.write_text('[redis]\nappendfsync = "sometimes"\n')
+    result = subprocess.run(
+        [*CHATSERVER, "serve", "--config", str(config), "--data-dir", str(tmp_path / "d2")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "appendfsync" in result.stderr
