@@ -30,9 +30,20 @@ from chatserver.frames import (
     ack_frame,
 )
 from chatserver.service import Service
+from chatserver.store import REASSIGN_REFUSALS
 from chatserver.supervision import start_watching, stop_watching
 
 log = structlog.get_logger("chatserver.staff")
+
+#: What the visitor is told when their conversation moves, in their language.
+TRANSFERRED = {
+    "nl": "Je gesprek gaat verder met een andere hulpverlener. Je berichten blijven staan.",
+    "en": "Your conversation continues with another counsellor. Your messages stay.",
+}
+TRANSFERRED_TO_QUEUE = {
+    "nl": "Je gesprek gaat zo verder met een andere hulpverlener. Je staat vooraan in de wachtrij.",
+    "en": "Your conversation will continue with another counsellor soon. You are first in line.",
+}
 
 SUPERVISOR_FRAMES = (
     "overview",
@@ -254,36 +265,69 @@ class StaffSession:
         )
         holder = meta.get("counsellor", "")
         note = frame.note or ""
+        lang = meta.get("lang", "nl") if meta.get("lang") in TRANSFERRED else "nl"
         if frame.to is None:
             await self._audit("transfer", conv, to="queue")
-            ok = await self.store.requeue(conv, holder, self.service.clock(), note)
+            ok = await self.store.requeue(
+                conv, holder, self.service.clock(), note, message=TRANSFERRED_TO_QUEUE[lang]
+            )
             self.service.request_assignment()
         else:
             target = await self.store.account_by_id(frame.to)
-            state = (await self.store.staff_state(frame.to)).get("state") if target else None
             if target is None:
                 raise FrameError(ErrorCode.NOT_FOUND, "no such colleague")
-            if state not in ("available", "paused") or frame.to == holder:
-                raise FrameError(ErrorCode.CONFLICT, "that colleague cannot take it now")
+            if frame.to == holder:
+                raise FrameError(ErrorCode.CONFLICT, "the conversation is already theirs")
+            if target.get("role") == "admin":
+                raise FrameError(ErrorCode.CONFLICT, "admins do not take part in conversations")
             await self._audit("transfer", conv, to=frame.to)
-            ok = await self._reassign(conv, holder, frame.to, target["display_name"], note)
+            code = await self._reassign(
+                conv,
+                holder,
+                frame.to,
+                target["display_name"],
+                note,
+                lang,
+                rules=True,
+                trainee=target.get("trainee") == "1",
+            )
+            if code < 0:
+                raise FrameError(ErrorCode.CONFLICT, REASSIGN_REFUSALS[code])
+            ok = code == 1
         if not ok:
             raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")
         self._done(frame.ref, conv)
 
-    async def _reassign(self, conv: str, old: str, new: str, name: str, note: str) -> bool:
+    async def _reassign(
+        self,
+        conv: str,
+        old: str,
+        new: str,
+        name: str,
+        note: str,
+        lang: str,
+        *,
+        rules: bool = False,
+        trainee: bool = False,
+    ) -> int:
         published = event(
             "transferred",
             c=conv,
             to=new,
             name=name,
-            message=(
-                "Je gesprek gaat verder met een andere hulpverlener. Je berichten blijven staan."
-            ),
+            message=TRANSFERRED[lang if lang in TRANSFERRED else "nl"],
             **{"from": old},
         )
         return await self.store.reassign(
-            conv, old, new, name, self.service.clock(), note, published
+            conv,
+            old,
+            new,
+            name,
+            self.service.clock(),
+            note,
+            published,
+            rules=rules,
+            trainee=trainee,
         )
 
     # -- supervisors ------------------------------------------------------------------------
@@ -360,9 +404,10 @@ class StaffSession:
             raise FrameError(ErrorCode.CONFLICT, "this conversation is already yours")
         await self._audit("takeover", conv, **{"from": holder})
         self.service.hub.unfollow(conv, self.conn)
-        if not await self._reassign(
-            conv, holder, self.member.staff_id, self.member.display_name, ""
-        ):
+        code = await self._reassign(
+            conv, holder, self.member.staff_id, self.member.display_name, "", meta.get("lang", "nl")
+        )
+        if code != 1:
             raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")
         self._done(frame.ref, conv)
 

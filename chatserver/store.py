@@ -31,6 +31,16 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+#: Why reassign.lua refused a transfer to a colleague (its negative return codes).
+REASSIGN_REFUSALS = {
+    -1: "that colleague is not available or paused",
+    -2: "that colleague has no free place (at capacity)",
+    -3: "that colleague is in wrap-up time",
+    -4: "that colleague is a trainee and no supervisor watches them",
+    -5: "a trainee never takes a crisis conversation",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SayResult:
     seq: int
@@ -487,9 +497,15 @@ class Store:
         now: float,
         note: str,
         published: bytes,
-    ) -> bool:
+        *,
+        rules: bool = False,
+        trainee: bool = False,
+    ) -> int:
+        """1 handed over, 0 the conversation changed; with ``rules`` (a transfer to a
+        colleague) a negative :data:`REASSIGN_REFUSALS` code when the colleague may not
+        take it now. Checked and applied in one script, so no race lets it through."""
         k = self.keys
-        return bool(
+        return int(
             await self._run(
                 "reassign",
                 [
@@ -500,13 +516,28 @@ class Store:
                     k.staff_conversations(new),
                     k.available,
                 ],
-                [conversation_id, old, new, new_name, now, note, k.channel, published],
+                [
+                    conversation_id,
+                    old,
+                    new,
+                    new_name,
+                    now,
+                    note,
+                    k.channel,
+                    published,
+                    "1" if rules else "0",
+                    "1" if trainee else "0",
+                ],
             )
         )
 
-    async def requeue(self, conversation_id: str, old: str, now: float, note: str) -> bool:
+    async def requeue(
+        self, conversation_id: str, old: str, now: float, note: str, message: str = ""
+    ) -> bool:
+        """Back to the front of the queue. The old counsellor is remembered in
+        ``past_counsellors`` (the policy avoids them) and their idle time restarts."""
         k = self.keys
-        requeued = event("requeued", c=conversation_id, s=old)
+        requeued = event("requeued", c=conversation_id, s=old, message=message)
         return bool(
             await self._run(
                 "requeue",

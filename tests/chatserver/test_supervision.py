@@ -234,3 +234,59 @@ async def test_access_control_for_each_role(server: LiveServer) -> None:
     for frame in [*supervisor_only, {"type": "status", "state": "available"}]:
         await visitor.send(frame)
         assert (await visitor.expect("error"))["code"] == "unknown_type", frame
+
+
+async def _transfer_error(sender: Client, conv: str, to: str) -> dict[str, Any]:
+    await sender.send({"type": "transfer", "conversation_id": conv, "to": to, "ref": "t"})
+    return await sender.expect("error", skip=("queue", "message", "notice", "typing"))
+
+
+async def test_transfer_refused_when_colleague_at_capacity(server: LiveServer) -> None:
+    """A transfer to a colleague whose places are all taken is a conflict; loads stay."""
+    await chatting(server, "Eerste", counsellor="cees")
+    cees_id = (await server.store.account("cees"))["id"]  # type: ignore[index]
+    _, anna, conv = await chatting(server, "Tweede", counsellor="anna")
+    err = await _transfer_error(anna, conv, cees_id)
+    assert err["code"] == "conflict" and "capacity" in err["message"]
+    assert (await server.store.staff_state(cees_id))["load"] == "1"
+    meta = await server.store.conversation(conv)
+    assert meta is not None and meta["counsellor_name"] == "Anna"
+
+
+async def test_transfer_refused_while_colleague_in_wrapup(redis_url: str, key_prefix: str) -> None:
+    """A colleague in wrap-up time after a conversation takes no transfer."""
+    from tests.chatserver.test_errors import custom_server
+
+    async with custom_server(redis_url, key_prefix, queue={"wrapup_seconds": 600.0}) as live:
+        _, cees, first = await chatting(live, "Eerste", counsellor="cees")
+        cees_id = (await live.store.account("cees"))["id"]  # type: ignore[index]
+        await cees.send({"type": "end", "conversation_id": first, "ref": "e"})
+        await cees.expect("ack", skip=("queue", "ended"))
+        _, anna, conv = await chatting(live, "Tweede", counsellor="anna")
+        err = await _transfer_error(anna, conv, cees_id)
+        assert err["code"] == "conflict" and "wrap-up" in err["message"]
+        assert (await live.store.staff_state(cees_id))["load"] == "0"
+
+
+async def test_transfer_to_trainee_only_watched_and_never_crisis(server: LiveServer) -> None:
+    """A trainee takes a transfer only while watched, and never a crisis conversation."""
+    trainee = await server.staff("tim", trainee=True, available=None)
+    await trainee.send({"type": "status", "state": "paused"})
+    await trainee.expect("status")
+    tim_id = (await server.store.account("tim"))["id"]  # type: ignore[index]
+    visitor, anna, conv = await chatting(server, "Sam", counsellor="anna")
+    err = await _transfer_error(anna, conv, tim_id)
+    assert err["code"] == "conflict" and "watch" in err["message"]
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "watch_trainee", "staff_id": tim_id, "ref": "w"})
+    await sup.expect("ack")
+    await visitor.send({"type": "say", "text": "ik wil dood, echt", "ref": "c"})
+    await visitor.expect("ack")
+    await sup.expect("alert", skip=("queue", "overview", "notice"))
+    err = await _transfer_error(anna, conv, tim_id)
+    assert err["code"] == "conflict" and "crisis" in err["message"]
+    assert (await server.store.staff_state(tim_id)).get("load", "0") == "0"
+    # Watched, and not a crisis: the transfer goes through.
+    _, dirk, calm = await chatting(server, "Rustig", counsellor="dirk")
+    await dirk.send({"type": "transfer", "conversation_id": calm, "to": tim_id, "ref": "t"})
+    assert (await trainee.expect("assigned", skip=("queue", "status")))["conversation_id"] == calm
