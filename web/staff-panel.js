@@ -5,7 +5,7 @@
 // callback it is given (which returns false while the socket is down; the outbox is resent
 // by staff.js after the next `welcome`).
 
-import { ChatLog } from "./common/chatlog.js";
+import { ChatLog, knownFlags } from "./common/chatlog.js";
 import { el, newRef } from "./common/dom.js";
 import { formatClock, formatDuration, nowSeconds } from "./common/format.js";
 
@@ -13,6 +13,23 @@ const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 10000;
 
 let counter = 0;
+
+/** A notice in the page's language. The server's `message` is a fallback: some are written
+ * in both languages at once ("Bert kijkt mee / Bert is watching"), which we never show as is. */
+export function noticeText(frame, t, lang) {
+  const code = String(frame.code || "");
+  const message = String(frame.message || "");
+  if (code === "watched") {
+    const name = typeof frame.name === "string" && frame.name ? frame.name : message.split(" kijkt mee")[0];
+    return name && name !== message ? t("staff_notice_watched_name", { name }) : t("staff_notice_watched");
+  }
+  const key = `staff_notice_${code}`;
+  if (t(key) !== key) return t(key);
+  // "nl text / en text": keep the half in the page's language
+  const halves = message.split(" / ");
+  if (halves.length === 2) return lang === "en" ? halves[1] : halves[0];
+  return message || code;
+}
 
 export class ConversationPanel {
   /**
@@ -29,6 +46,8 @@ export class ConversationPanel {
     this.ended = false;
     this.wrappedUp = false;
     this.unread = 0;
+    this.crisis = false;
+    this.blocked = false;
     this.outbox = new Map(); // ref → text
     this.controlRefs = new Map(); // ref → "help" | "end"
     this.typingSent = false;
@@ -39,6 +58,7 @@ export class ConversationPanel {
     this.log = new ChatLog(this.logEl, {
       lang: ctx.lang,
       t: ctx.t,
+      showFlags: true,
       mine: (msg) => msg.from === "counsellor",
       authorOf: (msg) => msg.author || (msg.from === "visitor" ? this.visitor : ""),
     });
@@ -52,6 +72,7 @@ export class ConversationPanel {
     const id = this.domId;
     this.badge = el("span", { class: "tab__badge", dataset: { testid: "unread" } });
     this.tabLabel = el("span", { class: "tab__label" }, this.visitor);
+    this.tabCrisis = el("span", { class: "tab__crisis", hidden: true, dataset: { testid: "tab-crisis" } }, t("flag_crisis"));
     this.tab = el(
       "button",
       {
@@ -64,6 +85,7 @@ export class ConversationPanel {
         dataset: { testid: "conversation-tab", conversationId: this.id },
       },
       this.tabLabel,
+      this.tabCrisis,
       this.badge,
     );
     this.tab.addEventListener("click", () => this.ctx.onSelect(this));
@@ -123,6 +145,19 @@ export class ConversationPanel {
       t("end"),
     );
     this.endButton.addEventListener("click", () => this.toggleWrapup(true));
+    this.blockButton = el(
+      "button",
+      {
+        type: "button",
+        class: "btn btn--danger-quiet",
+        "aria-expanded": "false",
+        "aria-controls": `${id}-block`,
+        dataset: { testid: "block" },
+      },
+      t("block"),
+    );
+    this.blockButton.addEventListener("click", () => this.toggleBlock(this.blockConfirm.hidden));
+    this.blockConfirm = this.buildBlockConfirm();
     this.closeButton = el("button", { type: "button", class: "btn", hidden: true }, t("close_tab"));
     this.closeButton.addEventListener("click", () => this.ctx.onClose(this));
 
@@ -149,7 +184,16 @@ export class ConversationPanel {
         this.logEl,
         this.typingEl,
         this.composer,
-        el("div", { class: "conv__actions" }, this.helpButton, this.endButton, this.closeButton, this.info),
+        el(
+          "div",
+          { class: "conv__actions" },
+          this.helpButton,
+          this.endButton,
+          this.blockButton,
+          this.closeButton,
+          this.info,
+        ),
+        this.blockConfirm,
         this.wrapup,
       ),
       el(
@@ -159,6 +203,51 @@ export class ConversationPanel {
         this.whisperList,
       ),
     );
+  }
+
+  buildBlockConfirm() {
+    const { t } = this.ctx;
+    const id = this.domId;
+    this.blockYes = el("button", { type: "button", class: "btn btn--danger", dataset: { testid: "block-yes" } }, t("block_yes"));
+    this.blockYes.addEventListener("click", () => this.submitBlock());
+    const no = el("button", { type: "button", class: "btn", dataset: { testid: "block-no" } }, t("cancel"));
+    no.addEventListener("click", () => this.toggleBlock(false));
+    this.blockError = el("p", { class: "error", role: "alert" });
+    return el(
+      "div",
+      {
+        class: "block-confirm",
+        id: `${id}-block`,
+        role: "group",
+        "aria-labelledby": `${id}-block-q`,
+        hidden: true,
+        dataset: { testid: "block-confirm" },
+      },
+      el("p", { id: `${id}-block-q`, class: "block-confirm__q" }, t("block_confirm", { name: this.visitor })),
+      el("p", { class: "block-confirm__hint" }, t("block_hint")),
+      this.blockError,
+      el("div", { class: "conv__actions" }, this.blockYes, no),
+    );
+  }
+
+  toggleBlock(open) {
+    this.blockConfirm.hidden = !open;
+    this.blockButton.setAttribute("aria-expanded", String(open));
+    this.blockError.textContent = "";
+    if (open) this.blockYes.focus();
+    else this.blockButton.focus();
+  }
+
+  submitBlock() {
+    const ref = newRef();
+    this.controlRefs.set(ref, "block");
+    this.blockError.textContent = "";
+    if (!this.ctx.send({ type: "block", conversation_id: this.id, ref })) {
+      this.controlRefs.delete(ref);
+      this.blockError.textContent = this.ctx.t("conn_down");
+      return;
+    }
+    this.blockYes.disabled = true;
   }
 
   buildWrapup() {
@@ -259,6 +348,8 @@ export class ConversationPanel {
       );
     }
     this.tab.classList.toggle("tab--ended", this.ended);
+    this.tab.classList.toggle("tab--crisis", this.crisis);
+    this.tabCrisis.hidden = !this.crisis;
     this.tabLabel.textContent = this.ended ? `${this.visitor} (${t("tab_ended")})` : this.visitor;
   }
 
@@ -274,11 +365,22 @@ export class ConversationPanel {
   }
 
   addHistory(history) {
-    for (const msg of history) this.log.addMessage(msg);
+    for (const msg of history) {
+      if (this.log.addMessage(msg)) this.noteFlags(msg);
+    }
+  }
+
+  /** A crisis-flagged message makes the whole conversation stand out in its tab. */
+  noteFlags(msg) {
+    if (this.crisis || !knownFlags(msg.flags).includes("crisis")) return;
+    this.crisis = true;
+    this.panel.classList.add("conv--crisis");
+    this.renderTab();
   }
 
   onMessage(msg) {
     if (!this.log.addMessage(msg)) return;
+    this.noteFlags(msg);
     if (msg.from === "visitor") {
       this.showTyping(false);
       this.bumpUnread();
@@ -295,6 +397,13 @@ export class ConversationPanel {
     if (!what) return false;
     this.controlRefs.delete(frame.ref);
     if (what === "help") this.info.textContent = this.ctx.t("help_sent");
+    if (what === "block") {
+      this.blocked = true;
+      this.blockConfirm.hidden = true;
+      this.blockButton.hidden = true;
+      this.blockButton.setAttribute("aria-expanded", "false");
+      this.info.textContent = this.ctx.t("block_done");
+    }
     return true;
   }
 
@@ -319,6 +428,9 @@ export class ConversationPanel {
     if (what === "help") {
       this.info.textContent = "";
       this.composerError.textContent = t("help_failed", { message: frame.message || frame.code });
+    } else if (what === "block") {
+      this.blockYes.disabled = false;
+      this.blockError.textContent = frame.message || t("error_generic");
     } else if (what === "end") {
       this.wrappedUp = false;
       this.wrapup.hidden = false;
@@ -346,7 +458,7 @@ export class ConversationPanel {
   }
 
   onNotice(frame) {
-    this.log.addNotice(frame.message || frame.code || "", frame.code === "pii_warning" ? "warning" : "info");
+    this.log.addNotice(noticeText(frame, this.ctx.t, this.ctx.lang), frame.code === "pii_warning" ? "warning" : "info");
   }
 
   onEnded(frame) {
@@ -362,6 +474,8 @@ export class ConversationPanel {
     this.textarea.disabled = true;
     this.sendButton.disabled = true;
     this.helpButton.disabled = true;
+    this.blockButton.hidden = true;
+    this.blockConfirm.hidden = true;
     this.closeButton.hidden = false;
     // The wrap-up stays possible after the visitor left (the server should accept `end` with a
     // `wrapup` for a conversation that just ended).

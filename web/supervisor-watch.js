@@ -25,6 +25,7 @@ export class WatchPanel {
     this.log = new ChatLog(this.logEl, {
       lang: ctx.lang,
       t: ctx.t,
+      showFlags: true,
       mine: () => false,
       authorOf: (msg) => msg.author || (msg.from === "visitor" ? this.visitor : ""),
     });

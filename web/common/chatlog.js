@@ -10,6 +10,14 @@
 import { el } from "./dom.js";
 import { formatClock } from "./format.js";
 
+const FLAG_ORDER = ["crisis", "abuse", "pii"];
+
+/** The moderation marks we know, in a fixed order (crisis first); anything else is ignored. */
+export function knownFlags(flags) {
+  if (!Array.isArray(flags)) return [];
+  return FLAG_ORDER.filter((f) => flags.includes(f));
+}
+
 export class ChatLog {
   /**
    * @param {HTMLElement} container the role="log" element
@@ -17,10 +25,13 @@ export class ChatLog {
    *   lang: "nl" | "en"
    *   mine(msg) → true for messages of this page's own side (styled apart)
    *   authorOf(msg) → the name shown above a message
-   *   t(key) → translated text ("sending", "not_sent")
+   *   t(key) → translated text ("sending", "not_sent", "flags_label", "flag_<name>")
+   *   showFlags: true on staff pages: moderation marks (`flags`) are shown as text badges.
+   *     Never on the visitor's page (a resumed visitor gets its own messages again, with flags).
    */
-  constructor(container, { lang, mine, authorOf, t }) {
+  constructor(container, { lang, mine, authorOf, t, showFlags = false }) {
     this.container = container;
+    this.showFlags = showFlags;
     this.lang = lang;
     this.mine = mine;
     this.authorOf = authorOf;
@@ -76,6 +87,17 @@ export class ChatLog {
     meta.append(time);
     const status = el("span", { class: "msg__status" }, pending ? this.t("sending") : "");
     meta.append(status);
+    const flags = this.showFlags ? knownFlags(msg.flags) : [];
+    if (flags.length) {
+      meta.append(
+        el(
+          "span",
+          { class: "msg__flags", dataset: { testid: "message-flags" } },
+          el("span", { class: "visually-hidden" }, `${this.t("flags_label")}: `),
+          ...flags.map((f) => el("span", { class: `flag flag--${f}`, dataset: { flag: f } }, this.t(`flag_${f}`))),
+        ),
+      );
+    }
     const node = el(
       "div",
       { class: classes.join(" "), dataset: { testid: "message", from } },
@@ -83,6 +105,7 @@ export class ChatLog {
       el("p", { class: "msg__text" }, msg.text ?? ""),
     );
     if (!pending) node.dataset.seq = String(msg.seq);
+    if (flags.length) node.classList.add("msg--flagged", ...flags.map((f) => `msg--flag-${f}`));
     return node;
   }
 

@@ -1,0 +1,68 @@
+"""Moderation in the browser: flag badges in the console, blocking, forgetting."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.helpers import LiveServer
+from tests.web.conftest import DESKTOP, shoot
+from tests.web.test_pages import chat_between, staff_login
+
+pytestmark = pytest.mark.browser
+
+
+async def test_flags_shown_and_counsellor_blocks(pages: Any, site: LiveServer) -> None:
+    """Crisis and abuse show as text badges; the tab stands out; block ends it for the visitor."""
+    visitor, counsellor = await chat_between(pages, site, "Storm")
+    box = visitor.get_by_label("Bericht")
+    await box.fill("hallo")
+    await box.press("Enter")
+    await box.fill("ik wil dood en jij bent een idioot")
+    await visitor.get_by_role("button", name="Verstuur").click()
+    log = counsellor.get_by_role("log")
+    flagged = log.get_by_test_id("message").filter(has_text="ik wil dood")
+    await expect(flagged.get_by_test_id("message-flags")).to_contain_text("crisis")
+    await expect(flagged.get_by_test_id("message-flags")).to_contain_text("grof taalgebruik")
+    plain = log.get_by_test_id("message").filter(has_text="hallo")
+    await expect(plain.get_by_test_id("message-flags")).to_have_count(0)
+    tab = counsellor.get_by_role("tab", name=re.compile("Storm"))
+    await expect(tab).to_contain_text("crisis")
+    await expect(tab).to_have_class(re.compile("tab--crisis"))
+    # the visitor never sees moderation marks
+    assert await visitor.get_by_test_id("message-flags").count() == 0
+    await shoot(counsellor, "console-flags")
+
+    block = counsellor.get_by_role("button", name="Blokkeren", exact=True)
+    await block.click()
+    await expect(block).to_have_attribute("aria-expanded", "true")
+    confirm = counsellor.get_by_role("group", name=re.compile("Storm blokkeren"))
+    await expect(confirm).to_be_visible()
+    await shoot(counsellor, "console-block-confirm")
+    # cancel first: nothing happens
+    await confirm.get_by_role("button", name="Annuleren").click()
+    await expect(confirm).to_be_hidden()
+    await expect(visitor.get_by_label("Bericht")).to_be_visible()
+    await block.click()
+    await counsellor.get_by_role("button", name="Ja, blokkeren").click()
+    await expect(visitor.get_by_test_id("ended")).to_be_visible()
+    await expect(visitor.get_by_test_id("ended-reason")).to_have_text("Dit gesprek is beëindigd.")
+    await expect(visitor.get_by_test_id("survey")).to_be_hidden()
+    await expect(log).to_contain_text("De bezoeker is geblokkeerd.")
+    await shoot(visitor, "visitor-blocked")
+
+
+async def test_supervisor_sees_flags_when_watching(pages: Any, site: LiveServer) -> None:
+    """The supervisor's read-only log shows the same flag badges."""
+    visitor, _counsellor = await chat_between(pages, site, "Regen")
+    await visitor.get_by_label("Bericht").fill("ik wil dood")
+    await visitor.get_by_label("Bericht").press("Enter")
+    await site.add_staff("bert", "supervisor")
+    supervisor = await pages(DESKTOP)
+    await staff_login(supervisor, site, "bert", "/supervisor")
+    await supervisor.get_by_role("button", name=re.compile("Meekijken.*Regen")).click()
+    flagged = supervisor.get_by_role("log").get_by_test_id("message").filter(has_text="ik wil dood")
+    await expect(flagged.get_by_test_id("message-flags")).to_contain_text("crisis")
