@@ -64,7 +64,7 @@ class GraceSettings:
     visitor_seconds: float = 120.0
     counsellor_seconds: float = 60.0
     #: A process that sent no heartbeat this long is dead; another takes over its sockets.
-    node_dead_seconds: float = 12.0
+    node_dead_seconds: float = 10.0
 
 
 #: What a Redis crash can lose: ``always`` nothing acknowledged, ``everysec`` up to about
@@ -90,6 +90,8 @@ class RetentionSettings:
 class AuthSettings:
     session_idle_minutes: float = 30.0
     session_absolute_hours: float = 9.0
+    #: How often an open staff socket re-reads its session and account (without refreshing).
+    session_check_seconds: float = 60.0
     #: Roles that must log in with a TOTP second factor (an authenticator app).
     totp_roles: tuple[str, ...] = ("supervisor", "admin")
 

@@ -159,16 +159,21 @@ async def authenticate(request: web.Request) -> StaffMember | None:
     return await member_for_session(request.app, session_hash(token))
 
 
-async def member_for_session(app: web.Application, token_hash: str) -> StaffMember | None:
-    """The staff member of a live session (refreshing its idle timeout), or None."""
+async def member_for_session(
+    app: web.Application, token_hash: str, *, refresh: bool = True
+) -> StaffMember | None:
+    """The staff member of a live session, or None. ``refresh`` (a real user action)
+    restarts the idle timeout; a periodic check reads without refreshing."""
     store = app[STORE]
     auth = app[SETTINGS].auth
-    staff_id = await store.touch_session(
-        token_hash,
-        int(auth.session_idle_minutes * 60),
-        auth.session_absolute_hours * 3600,
-        time.time(),
-    )
+    now = time.time()
+    absolute = auth.session_absolute_hours * 3600
+    if refresh:
+        staff_id = await store.touch_session(
+            token_hash, int(auth.session_idle_minutes * 60), absolute, now
+        )
+    else:
+        staff_id = await store.session_staff(token_hash, absolute, now)
     if staff_id is None:
         return None
     account = await store.account_by_id(staff_id)

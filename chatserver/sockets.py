@@ -7,6 +7,7 @@ with 4429; then frames are read one at a time through a token bucket.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 
 from chatserver.addresses import client_address
 from chatserver.appkeys import ADDRESSES, SERVICE, SETTINGS, SOCKETS, STORE
-from chatserver.auth import session_hash
+from chatserver.auth import StaffMember, session_hash
 from chatserver.codec import SUBPROTOCOLS, Subprotocol, decode
 from chatserver.config import Settings
 from chatserver.connection import Connection
@@ -31,7 +32,8 @@ from moderation.limits import TokenBucket
 
 log = structlog.get_logger("chatserver.sockets")
 
-SESSION_CHECK_SECONDS = 60.0
+#: A staff socket's frames refresh its session at most this often (one write a minute).
+SESSION_REFRESH_SECONDS = 60.0
 
 
 def origin_allowed(request: web.Request, settings: Settings) -> bool:
@@ -83,32 +85,25 @@ async def _pump(
     handle: Callable[[dict[str, Any]], Awaitable[None]],
     rate: float,
     burst: int,
-    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    on_frame: Callable[[float], Awaitable[None]] | None = None,
 ) -> None:
     """Read frames one at a time and hand them on; errors become error frames."""
     limits = request.app[SETTINGS].limits
     bucket = TokenBucket(rate=rate, burst=burst)
     refused: list[float] = []
-    last_frame = time.monotonic()
     while not conn.closing:
-        wait = limits.idle_timeout_seconds
-        if still_allowed is not None:
-            wait = min(wait, SESSION_CHECK_SECONDS)
         try:
-            msg = await ws.receive(timeout=wait)
+            msg = await ws.receive(timeout=limits.idle_timeout_seconds)
         except TimeoutError:
-            if time.monotonic() - last_frame >= limits.idle_timeout_seconds:
-                conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
-                break
-            if still_allowed is not None and not await still_allowed():
-                conn.close(CloseCode.UNAUTHORISED, "session ended")
-                break
-            continue
+            conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+            break
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             break
-        last_frame = now = time.monotonic()
+        now = time.monotonic()
         obj: dict[str, Any] | None = None
         try:
+            if on_frame is not None:
+                await on_frame(now)
             if not bucket.allow(now):
                 refused[:] = [t for t in refused if now - t < 10.0] + [now]
                 if len(refused) >= limits.flood_refusals:
@@ -136,6 +131,23 @@ async def _pump(
             log.exception("frame_failed")
             conn.close(CloseCode.INTERNAL, "internal error")
             break
+
+
+async def _watch_session(
+    app: web.Application, conn: Connection, token_hash: str, member: StaffMember, every: float
+) -> None:
+    """Every ``every`` seconds, whatever the traffic: re-read the session (without refreshing
+    it) and the account; an expired or ended session, or a changed role, closes with 4401."""
+    while not conn.closing:
+        await asyncio.sleep(every)
+        try:
+            current = await member_for_session(app, token_hash, refresh=False)
+        except (RedisError, OSError):
+            continue  # the store cannot say right now: frames are told "unavailable"
+        if current is None or current.role is not member.role:
+            log.info("staff_session_ended", staff_id=member.staff_id)
+            conn.close(CloseCode.UNAUTHORISED, "session ended")
+            return
 
 
 async def _blocked(request: web.Request, address: str) -> bool:
@@ -177,6 +189,7 @@ async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
             await session.closed()
         except (RedisError, OSError):
             log.warning("visitor_close_unrecorded")
+            request.app[SERVICE].drop_unrecorded("v", session.conversation_id, conn.id)
         await conn.finish()
         await ws.close()
     return ws
@@ -199,9 +212,22 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     async def handle(obj: dict[str, Any]) -> None:
         await session.handle(parse_staff(obj, limit))
 
-    async def still_allowed() -> bool:
-        return await member_for_session(request.app, token_hash) is not None
+    auth = settings.auth
+    refresh_every = min(SESSION_REFRESH_SECONDS, auth.session_idle_minutes * 30)
+    last_refresh = time.monotonic()  # the handshake just refreshed it
 
+    async def on_frame(now: float) -> None:
+        """A real user frame keeps the session alive (throttled)."""
+        nonlocal last_refresh
+        if now - last_refresh >= refresh_every:
+            last_refresh = now
+            with contextlib.suppress(RedisError, OSError):
+                await member_for_session(request.app, token_hash)
+
+    watcher = asyncio.create_task(
+        _watch_session(request.app, conn, token_hash, member, auth.session_check_seconds),
+        name=f"session-{conn.id}",
+    )
     try:
         if admitted:
             await session.start()
@@ -212,15 +238,17 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
                 handle,
                 settings.limits.staff_rate,
                 settings.limits.staff_burst,
-                still_allowed,
+                on_frame,
             )
     finally:
+        watcher.cancel()
         if admitted:
             sockets.per_address.release(address)
             try:
                 await session.closed()
             except (RedisError, OSError):
                 log.warning("staff_close_unrecorded")
+                request.app[SERVICE].drop_unrecorded("s", member.staff_id, conn.id)
         await conn.finish()
         await ws.close()
     return ws

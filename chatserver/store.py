@@ -118,6 +118,19 @@ class Store:
         await self.r.expire(key, idle_seconds)
         return data["staff_id"]
 
+    async def session_staff(
+        self, token_hash: str, absolute_seconds: float, now: float
+    ) -> str | None:
+        """The session's staff id without refreshing it; None when gone or too old."""
+        key = self.keys.session(token_hash)
+        data = cast(dict[str, str], await self.r.hgetall(key))
+        if not data:
+            return None
+        if now - float(data["created"]) > absolute_seconds:
+            await self.r.delete(key)
+            return None
+        return data["staff_id"]
+
     async def delete_session(self, token_hash: str) -> None:
         await self.r.delete(self.keys.session(token_hash))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import aiohttp
 import pytest
 import websockets
 
 from tests.chatserver.test_errors import custom_server
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import Client, LiveServer
 
 
 async def test_block_keeps_browser_and_network_out(server: LiveServer) -> None:
@@ -193,3 +196,67 @@ async def test_staff_socket_checks_origin(server: LiveServer) -> None:
                 "/ws/staff", headers={"Authorization": f"Bearer {token}", "Origin": origin}
             )
         assert info.value.response.status_code == 403
+
+
+async def _closed_code(client: Client, within: float = 15.0) -> int | None:
+    """Read until the server closes the socket (frames of any type may come first)."""
+    with pytest.raises(websockets.ConnectionClosed):
+        async with asyncio.timeout(within):
+            while True:
+                await client.recv(within)
+    return client.ws.close_code
+
+
+SHORT_SESSION = {"session_idle_minutes": 0.05, "session_check_seconds": 0.5}  # idle 3 s
+
+
+async def test_idle_staff_socket_is_closed_4401(redis_url: str, key_prefix: str) -> None:
+    """An open staff socket that sends nothing is closed 4401 once the session idles out."""
+    async with custom_server(redis_url, key_prefix, auth=SHORT_SESSION) as live:
+        await live.add_staff("anna")
+        token = (await live.login("anna"))["token"]
+        tab = await live.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
+        await tab.expect("welcome")
+        assert await _closed_code(tab) == 4401
+
+
+async def test_typing_staff_keeps_the_session(redis_url: str, key_prefix: str) -> None:
+    """A staff socket that keeps sending frames keeps its session past the idle timeout."""
+    async with custom_server(redis_url, key_prefix, auth=SHORT_SESSION) as live:
+        await live.add_staff("anna")
+        token = (await live.login("anna"))["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        tab = await live.connect("/ws/staff", headers=auth)
+        await tab.expect("welcome")
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 7.0  # over twice the 3 s idle timeout
+        while loop.time() < until:
+            await tab.send({"type": "status", "state": "paused"})
+            await tab.expect("status", skip=("queue", "notice"))
+            await asyncio.sleep(0.4)
+        second = await live.connect("/ws/staff", headers=auth)  # the session still lives
+        await second.expect("welcome")
+
+
+async def test_absolute_limit_closes_an_active_staff_socket(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Past session_absolute_hours a staff socket is closed 4401 even while it sends frames."""
+    auth = {"session_absolute_hours": 3 / 3600, "session_check_seconds": 0.5}
+    async with custom_server(redis_url, key_prefix, auth=auth) as live:
+        await live.add_staff("anna")
+        token = (await live.login("anna"))["token"]
+        tab = await live.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
+        await tab.expect("welcome")
+
+        async def keep_typing() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                while True:
+                    await tab.send({"type": "status", "state": "paused"})
+                    await asyncio.sleep(0.3)
+
+        typing = asyncio.create_task(keep_typing())
+        try:
+            assert await _closed_code(tab) == 4401
+        finally:
+            typing.cancel()
