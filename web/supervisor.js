@@ -34,6 +34,8 @@ const ui = {
   staffBody: $("#staff-body"),
   staffEmpty: $("#staff-empty"),
   watchArea: $("#watch-area"),
+  watchHint: $("#watch-hint"),
+  statsLink: $("#stats-link"),
   app: $("#app-view"),
 };
 
@@ -44,6 +46,7 @@ let overviewAt = nowSeconds();
 /** The conversation being watched (one at a time), or null. */
 let watch = null;
 let me = "";
+let myId = "";
 /** ref → conversation_id of a `prioritise` without an answer. */
 const priorityRefs = new Map();
 
@@ -77,27 +80,52 @@ function rowButton(text, who, focusKey, onClick, extra = {}) {
   );
 }
 
+/** A table cell that carries its column's name, shown as a label when rows become cards
+ * on a narrow screen (supervisor.css). */
+function cell(labelKey, attrs, ...children) {
+  return el("td", { ...attrs, dataset: { ...(attrs.dataset || {}), label: t(labelKey) } }, ...children);
+}
+
 /** Re-render a table body, keeping keyboard focus on the same button if it still exists. */
 function renderRows(body, rows) {
   const focused = document.activeElement?.dataset?.focusKey;
   body.replaceChildren(...rows);
   if (focused) body.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
+  updateScrollBoxes();
 }
+
+/** A table box that has to scroll sideways gets keyboard focus and a name (WCAG 2.1.1);
+ * one that fits stays out of the tab order. */
+function updateScrollBoxes() {
+  for (const box of document.querySelectorAll(".table-wrap")) {
+    const scrolls = box.scrollWidth > box.clientWidth + 1;
+    if (scrolls) {
+      box.tabIndex = 0;
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-labelledby", box.dataset.scrollLabel);
+    } else {
+      box.removeAttribute("tabindex");
+      box.removeAttribute("role");
+      box.removeAttribute("aria-labelledby");
+    }
+  }
+}
+window.addEventListener("resize", updateScrollBoxes);
 
 function renderQueue() {
   const rows = overview.queue.map((item) => {
     const key = item.conversation_id || item.visitor_id;
     const priority = Number(item.priority) || 0;
-    const waited = el("td", { class: "num", dataset: { since: String(overviewAt - (item.waited_seconds || 0)) } });
+    const waited = cell("col_waited", { class: "num", dataset: { since: String(overviewAt - (item.waited_seconds || 0)) } });
     return el(
       "tr",
       { dataset: { testid: "queue-row", visitorId: item.visitor_id || "" } },
-      el("td", {}, item.nickname || "?"),
-      el("td", {}, topicLabel(item.topic)),
-      el("td", { class: "num" }, String(item.priority ?? 0)),
+      cell("col_nickname", { class: "cell--name" }, item.nickname || "?"),
+      cell("col_topic", {}, topicLabel(item.topic)),
+      cell("col_priority", { class: "num" }, String(item.priority ?? 0)),
       waited,
-      el(
-        "td",
+      cell(
+        "col_actions",
         {},
         el(
           "div",
@@ -121,13 +149,17 @@ function renderConversations() {
     return el(
       "tr",
       { class: classes.join(" ").trim(), dataset: { testid: "conversation-row", conversationId: c.conversation_id } },
-      el("td", {}, c.visitor || "?"),
-      el("td", {}, c.counsellor || "–"),
-      el("td", { class: "num", dataset: { since: String(c.started_ts || overviewAt) } }),
-      el("td", {}, flags.map((f) => el("span", { class: `flag flag--${f}` }, translated("flag", f)))),
-      el("td", { class: "num" }, String(c.watchers ?? 0)),
-      el(
-        "td",
+      cell("col_visitor", { class: "cell--name" }, c.visitor || "?"),
+      cell("col_counsellor", {}, c.counsellor || "–"),
+      cell("col_duration", { class: "num", dataset: { since: String(c.started_ts || overviewAt) } }),
+      cell(
+        "col_flags",
+        { class: flags.length ? "" : "cell--empty" },
+        el("span", {}, flags.length ? flags.map((f) => el("span", { class: `flag flag--${f}` }, translated("flag", f))) : "–"),
+      ),
+      cell("col_watchers", { class: "num" }, String(c.watchers ?? 0)),
+      cell(
+        "col_actions",
         {},
         rowButton(t("watch"), c.visitor || "?", `watch-${c.conversation_id}`, () => openWatch(c.conversation_id), {
           "aria-pressed": String(watching),
@@ -143,13 +175,17 @@ function renderConversations() {
 function renderStaff() {
   const rows = overview.staff.map((s) => {
     const count = Array.isArray(s.conversations) ? s.conversations.length : (s.conversations ?? 0);
+    const isMe = Boolean(myId) && s.staff_id === myId;
+    // The server only knows a chosen state: "offline" means "not taking chats", which for
+    // anyone but us may or may not be logged in. We know that we are.
+    const state = isMe && (!s.state || s.state === "offline") ? t("staffstate_me") : translated("staffstate", s.state || "offline");
     return el(
       "tr",
-      { dataset: { testid: "staff-row" } },
-      el("td", {}, s.display_name || "?"),
-      el("td", {}, translated("role", s.role)),
-      el("td", {}, translated("staffstate", s.state)),
-      el("td", { class: "num" }, String(count)),
+      { class: isMe ? "is-me" : "", dataset: { testid: "staff-row", staffId: s.staff_id || "" } },
+      cell("col_name", { class: "cell--name" }, isMe ? `${s.display_name || "?"} (${t("you_staff")})` : s.display_name || "?"),
+      cell("col_role", {}, translated("role", s.role)),
+      cell("col_state", { dataset: { state: s.state || "offline" } }, state),
+      cell("col_conversations", { class: "num" }, String(count)),
     );
   });
   renderRows(ui.staffBody, rows);
@@ -194,6 +230,7 @@ function openWatch(conversationId) {
   };
   watch = new WatchPanel(info, watchCtx);
   ui.watchArea.replaceChildren(watch.section);
+  ui.watchArea.classList.add("is-watching");
   socket.send({ type: "watch", conversation_id: conversationId });
   renderConversations();
   watch.title.setAttribute("tabindex", "-1");
@@ -205,7 +242,8 @@ function closeWatch() {
   const id = watch.id;
   socket.send({ type: "unwatch", conversation_id: id });
   watch = null;
-  ui.watchArea.replaceChildren();
+  ui.watchArea.replaceChildren(ui.watchHint);
+  ui.watchArea.classList.remove("is-watching");
   renderConversations();
   document.querySelector(`[data-focus-key="${CSS.escape(`watch-${id}`)}"]`)?.focus();
 }
@@ -215,7 +253,9 @@ function closeWatch() {
 function addAlert(frame) {
   const kind = String(frame.kind || "");
   const label = ["crisis", "help_requested"].includes(kind) ? t(`alert_${kind}`) : t("alert_other");
-  const conversation = overview.conversations.find((c) => c.conversation_id === frame.conversation_id);
+  const conversation =
+    overview.conversations.find((c) => c.conversation_id === frame.conversation_id) ||
+    overview.queue.find((c) => c.conversation_id === frame.conversation_id);
   const item = el(
     "div",
     { class: "alert", dataset: { testid: "alert", kind, conversationId: frame.conversation_id || "" } },
@@ -224,9 +264,7 @@ function addAlert(frame) {
     el(
       "span",
       { class: "alert__text" },
-      [frame.message, conversation ? `(${conversation.visitor} – ${conversation.counsellor})` : ""]
-        .filter(Boolean)
-        .join(" "),
+      alertText(kind, frame.message, conversation),
     ),
   );
   if (frame.conversation_id) {
@@ -257,6 +295,19 @@ function addAlert(frame) {
   updateAlerts();
 }
 
+/** The alert in the page's language. The server's text is written in both languages at once
+ * ("Anna vraagt hulp / asks for help"): we say it ourselves where we can, else keep one half. */
+function alertText(kind, message, conversation) {
+  const visitor = conversation?.visitor || conversation?.nickname || "";
+  const counsellor = conversation?.counsellor || "";
+  const who = visitor && counsellor ? ` (${visitor} – ${counsellor})` : visitor ? ` (${visitor})` : "";
+  if (kind === "help_requested" && counsellor) return t("alert_help_text", { name: counsellor }) + who;
+  if (kind === "crisis" && visitor) return t("alert_crisis_text", { name: visitor }) + (counsellor ? ` (${counsellor})` : "");
+  const halves = String(message || "").split(" / ");
+  const text = halves.length === 2 ? halves[lang === "en" ? 1 : 0] : String(message || "");
+  return text + who;
+}
+
 function updateAlerts() {
   const n = ui.alertsList.children.length;
   ui.alerts.hidden = n === 0;
@@ -271,6 +322,7 @@ function isWatched(frame) {
 
 socket.on("welcome", (f) => {
   me = f.display_name || me;
+  myId = f.staff_id || myId;
   if (!["supervisor", "admin"].includes(f.role)) {
     ui.globalError.textContent = t("not_supervisor");
     return;
@@ -332,7 +384,8 @@ socket.on("error", (f) => {
 // ---------------------------------------------------------------- start up
 
 function reset() {
-  if (watch) ui.watchArea.replaceChildren();
+  if (watch) ui.watchArea.replaceChildren(ui.watchHint);
+  ui.watchArea.classList.remove("is-watching");
   watch = null;
   overview = { queue: [], conversations: [], staff: [] };
   ui.alertsList.replaceChildren();
@@ -344,6 +397,7 @@ function reset() {
 applyStrings(document, t, lang);
 document.title = t("supervisor_title");
 setupLangSwitch(document.querySelector("[data-lang-switch]"), t, lang);
+ui.statsLink.href = `/stats?lang=${lang}`;
 renderOverview();
 
 setupStaffSession({

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.helpers import LiveServer
-from tests.web.conftest import DESKTOP, shoot
+from tests.web.conftest import DESKTOP, PHONE, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -187,30 +187,84 @@ async def test_console_tabs_with_unread_marks(pages: Any, site: LiveServer) -> N
     await shoot(counsellor, "console-tabs")
 
 
+async def axe_problems(page: Any, axe_source: str) -> list[dict[str, Any]]:
+    """Serious or critical axe-core violations on the page as it is now."""
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.evaluate(axe_source)
+    result = await page.evaluate(
+        "axe.run().then(r => r.violations.map("
+        "v => ({id: v.id, impact: v.impact, n: v.nodes.length,"
+        " where: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))"
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+async def check_both_sizes(page: Any, axe_source: str) -> dict[str, Any]:
+    """axe at 390x844 and 1280x800, and no sideways scrolling of the page at either size."""
+    problems: dict[str, Any] = {}
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        await page.set_viewport_size(size)
+        await page.wait_for_timeout(50)  # one frame for resize handlers
+        bad = await axe_problems(page, axe_source)
+        if bad:
+            problems[f"{label}-axe"] = bad
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        if width > size["width"]:
+            problems[f"{label}-width"] = width
+    return problems
+
+
 async def test_accessibility_no_serious_violations(
     pages: Any, site: LiveServer, axe_source: str
 ) -> None:
-    """axe-core finds no serious or critical violation on the main page states."""
+    """axe-core finds no serious or critical violation, and no page is wider than the screen,
+    on every page state at phone and desktop size."""
     visitor, counsellor = await chat_between(pages, site, "Toegankelijk")
+    await visitor.get_by_label("Bericht").fill("ik wil dood")
+    await visitor.get_by_label("Bericht").press("Enter")
+    await expect(counsellor.get_by_test_id("message-flags")).to_be_visible()
+    waiting = await pages()
+    await start_visitor(waiting, site, "Wachtende")
+    await expect(waiting.get_by_role("status").filter(has_text="1")).to_be_visible()
     await site.add_staff("bert", "supervisor")
     supervisor = await pages(DESKTOP)
+    login = await pages()
+    await login.goto(f"{site.base}/staff")
+    await expect(login.get_by_label("Gebruikersnaam")).to_be_visible()
     await staff_login(supervisor, site, "bert", "/supervisor")
+    await expect(supervisor.get_by_test_id("queue-row")).to_have_count(1)
+    await expect(supervisor.get_by_test_id("conversation-row")).to_have_count(1)
     start = await pages()
     await start.goto(site.base)
     problems = {}
     for name, page in (
         ("start", start),
+        ("waiting", waiting),
         ("chat", visitor),
+        ("login", login),
         ("console", counsellor),
         ("dashboard", supervisor),
     ):
-        await page.evaluate(axe_source)
-        result = await page.evaluate(
-            "axe.run().then(r => r.violations.map("
-            "v => ({id: v.id, impact: v.impact, n: v.nodes.length})))"
-        )
-        bad = [v for v in result if v["impact"] in ("serious", "critical")]
-        if bad:
-            problems[name] = bad
+        found = await check_both_sizes(page, axe_source)
+        if found:
+            problems[name] = found
+    await expect(supervisor.get_by_test_id("watch-hint")).to_be_visible()
+    await expect(supervisor.get_by_test_id("staff-row").filter(has_text="Bert")).to_contain_text(
+        "ingelogd"
+    )
+    await shoot(supervisor, "dashboard-overview")
+    await shoot(login, "login")
+    await supervisor.get_by_role("button", name=re.compile("Meekijken.*Toegankelijk")).click()
+    await expect(supervisor.get_by_role("log")).to_contain_text("ik wil dood")
+    found = await check_both_sizes(supervisor, axe_source)
+    if found:
+        problems["dashboard-watching"] = found
+    await shoot(supervisor, "dashboard-rows")
+    await visitor.get_by_role("button", name="Gesprek beëindigen").click()
+    await visitor.get_by_test_id("end-yes").click()
+    await expect(visitor.get_by_test_id("survey")).to_be_visible()
+    found = await check_both_sizes(visitor, axe_source)
+    if found:
+        problems["ended"] = found
     assert problems == {}
     assert [e for e in pages.recorder.errors if "401" not in e] == []
