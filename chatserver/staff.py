@@ -289,7 +289,9 @@ class StaffSession:
                 note,
                 lang,
                 rules=True,
-                trainee=target.get("trainee") == "1",
+                trainee=await self.service.trainee_watched(frame.to)
+                if target.get("trainee") == "1"
+                else None,
             )
             if code < 0:
                 raise FrameError(ErrorCode.CONFLICT, REASSIGN_REFUSALS[code])
@@ -308,7 +310,7 @@ class StaffSession:
         lang: str,
         *,
         rules: bool = False,
-        trainee: bool = False,
+        trainee: bool | None = None,
     ) -> int:
         published = event(
             "transferred",

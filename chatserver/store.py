@@ -310,15 +310,34 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         for cid in ids:
             pipe.hmget(
-                self.keys.conversation(cid), "queued_at", "enqueued", "priority", "topic", "crisis"
+                self.keys.conversation(cid),
+                "queued_at",
+                "enqueued",
+                "priority",
+                "topic",
+                "crisis",
+                "past_counsellors",
+                "requeued_at",
             )
         rows = await pipe.execute()
         out = []
-        for cid, (queued_at, enq, prio, topic, crisis) in zip(ids, rows, strict=True):
+        for cid, (queued_at, enq, prio, topic, crisis, past, requeued) in zip(
+            ids, rows, strict=True
+        ):
             at = queued_at if queued_at is not None else enq
             if at is None:
                 continue
-            out.append(WaitingVisitor(cid, float(at), int(prio or 0), topic or None, crisis == "1"))
+            out.append(
+                WaitingVisitor(
+                    cid,
+                    float(at),
+                    int(prio or 0),
+                    topic or None,
+                    crisis == "1",
+                    avoid=frozenset(s for s in (past or "").split(",") if s),
+                    requeued_at=float(requeued) if requeued else None,
+                )
+            )
         return out
 
     async def available_snapshot(self) -> list[CounsellorSlot]:
@@ -512,11 +531,12 @@ class Store:
         published: bytes,
         *,
         rules: bool = False,
-        trainee: bool = False,
+        trainee: bool | None = None,
     ) -> int:
         """1 handed over, 0 the conversation changed; with ``rules`` (a transfer to a
         colleague) a negative :data:`REASSIGN_REFUSALS` code when the colleague may not
-        take it now. Checked and applied in one script, so no race lets it through."""
+        take it now. ``trainee``: None not a trainee, else whether a supervisor watches
+        them. Checked and applied in one script, so no race lets it through."""
         k = self.keys
         return int(
             await self._run(
@@ -539,7 +559,7 @@ class Store:
                     k.channel,
                     published,
                     "1" if rules else "0",
-                    "1" if trainee else "0",
+                    "" if trainee is None else ("w" if trainee else "u"),
                 ],
             )
         )

@@ -15,6 +15,10 @@ Rules:
   ``skill_wait_seconds`` of waiting, or when a free counsellor has idled that long, any
   counsellor may take them: nobody waits behind a skill rule while someone idles.
 * A trainee is only assigned while a supervisor watches them, and never a crisis.
+* A visitor sent back to the queue does not go straight back to a counsellor they had
+  (``avoid``): those are passed over until the visitor has waited ``skill_wait_seconds``
+  since being requeued, so nobody waits forever when only they are free; even then any
+  other eligible counsellor is preferred.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ class WaitingVisitor:
     priority: int = PRIORITY_NORMAL
     topic: str | None = None
     crisis: bool = False
+    #: Counsellors this conversation had before (sent back to the queue): passed over
+    #: until the visitor has waited ``skill_wait_seconds`` since ``requeued_at``.
+    avoid: frozenset[str] = field(default_factory=frozenset)
+    #: When the visitor was sent back to the queue (their ``enqueued_at`` then puts them
+    #: first in line, so it says nothing about how long they wait this time).
+    requeued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,10 @@ def may_take(
         return False
     if counsellor.trainee and (visitor.crisis or not counsellor.watched):
         return False
+    if counsellor.staff_id in visitor.avoid:
+        since = visitor.requeued_at if visitor.requeued_at is not None else visitor.enqueued_at
+        if now - since < policy.skill_wait_seconds:
+            return False
     if visitor.topic is None or visitor.topic in counsellor.skills:
         return True
     waited = now - visitor.enqueued_at
@@ -104,9 +118,10 @@ def may_take(
     return waited >= policy.skill_wait_seconds or idled >= policy.skill_wait_seconds
 
 
-def _preference(visitor: WaitingVisitor, counsellor: CounsellorSlot) -> tuple[int, float, str]:
+def _preference(visitor: WaitingVisitor, counsellor: CounsellorSlot) -> tuple[int, int, float, str]:
     skilled = visitor.topic is not None and visitor.topic in counsellor.skills
-    return (0 if skilled else 1, counsellor.idle_since, counsellor.staff_id)
+    avoided = counsellor.staff_id in visitor.avoid
+    return (1 if avoided else 0, 0 if skilled else 1, counsellor.idle_since, counsellor.staff_id)
 
 
 def plan_assignments(

@@ -4,21 +4,21 @@
 -- ARGV[1] conversation id, ARGV[2] old staff id, ARGV[3] new staff id, ARGV[4] new name,
 -- ARGV[5] now, ARGV[6] note, ARGV[7] channel, ARGV[8] event,
 -- ARGV[9] '1' = apply the assignment rules (a transfer to a colleague; a take-over does not),
--- ARGV[10] '1' when the new staff member's account is a trainee
+-- ARGV[10] '' not a trainee; a trainee: 'w' watched by a supervisor, 'u' unwatched
+-- (read by the caller from the trainee-watch registry, which names live sockets)
 -- Returns 1 when handed over, 0 when the conversation is not active with the old staff;
 -- with the rules: -1 the colleague is not available or paused, -2 at capacity,
 -- -3 in wrap-up, -4 a trainee nobody watches, -5 a trainee and the conversation is a crisis.
 local meta = redis.call('HMGET', KEYS[1], 'state', 'counsellor', 'crisis')
 if meta[1] ~= 'active' or meta[2] ~= ARGV[2] then return 0 end
 if ARGV[9] == '1' then
-  local t = redis.call('HMGET', KEYS[4], 'state', 'capacity', 'load', 'wrapup_until',
-    'trainee', 'watched')
+  local t = redis.call('HMGET', KEYS[4], 'state', 'capacity', 'load', 'wrapup_until')
   if t[1] ~= 'available' and t[1] ~= 'paused' then return -1 end
   if tonumber(t[3] or '0') >= tonumber(t[2] or '1') then return -2 end
   if tonumber(t[4] or '0') > tonumber(ARGV[5]) then return -3 end
-  if ARGV[10] == '1' or t[5] == '1' then
+  if ARGV[10] ~= '' then
     if meta[3] == '1' then return -5 end
-    if t[6] ~= '1' then return -4 end
+    if ARGV[10] ~= 'w' then return -4 end
   end
 end
 local past = redis.call('HGET', KEYS[1], 'past_counsellors') or ''

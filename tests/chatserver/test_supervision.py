@@ -290,3 +290,32 @@ async def test_transfer_to_trainee_only_watched_and_never_crisis(server: LiveSer
     _, dirk, calm = await chatting(server, "Rustig", counsellor="dirk")
     await dirk.send({"type": "transfer", "conversation_id": calm, "to": tim_id, "ref": "t"})
     assert (await trainee.expect("assigned", skip=("queue", "status")))["conversation_id"] == calm
+
+
+async def test_back_to_queue_goes_to_another_counsellor(server: LiveServer) -> None:
+    """Back to the queue: another free counsellor gets the visitor, not the one they had."""
+    _, anna, conv = await chatting(server, "Sam", counsellor="anna")
+    dirk = await server.staff("dirk")  # idled less long than Anna's assignment: Anna would win
+    await anna.send({"type": "transfer", "conversation_id": conv, "ref": "q"})
+    assert (await anna.expect("ended", skip=("ack", "queue")))["reason"] == "transferred"
+    got = await dirk.expect("assigned")
+    assert got["conversation_id"] == conv
+    await anna.nothing(0.5, skip=("queue", "ack", "status"))
+    meta = await server.store.conversation(conv)
+    assert meta is not None and meta["counsellor_name"] == "Dirk"
+    assert "anna" not in meta["past_counsellors"]  # ids, not names
+    anna_id = (await server.store.account("anna"))["id"]  # type: ignore[index]
+    assert anna_id in meta["past_counsellors"].split(",")
+
+
+async def test_back_to_queue_returns_when_nobody_else(redis_url: str, key_prefix: str) -> None:
+    """When only the old counsellor is free, they get the visitor back after the skill wait."""
+    from tests.chatserver.test_errors import custom_server
+
+    async with custom_server(redis_url, key_prefix, queue={"skill_wait_seconds": 0.5}) as live:
+        visitor, anna, conv = await chatting(live, "Sam", counsellor="anna")
+        await anna.send({"type": "transfer", "conversation_id": conv, "ref": "q"})
+        await anna.expect("ended", skip=("ack", "queue"))
+        assert (await visitor.expect("queued", skip=("notice",)))["position"] == 1
+        again = await anna.expect("assigned", skip=("ack", "queue"))
+        assert again["conversation_id"] == conv
