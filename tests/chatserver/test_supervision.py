@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import aiohttp
+
+from chatserver.retention import purge
 from tests.helpers import Client, LiveServer
+
+DAY = 86400.0
 
 
 async def chatting(
@@ -92,6 +98,64 @@ async def test_silent_watch_and_whisper_never_reach_the_visitor(server: LiveServ
     await sup.expect("ack", skip=("message", "notice", "typing", "queue"))
     actions = [a["action"] for a in await server.store.audit_entries()]
     assert actions == ["watch", "whisper", "unwatch"]
+    # After the end: the review, the export, the visitor's ended page and its download.
+    await counsellor.send({"type": "end", "conversation_id": conv, "ref": "e"})
+    await counsellor.expect(
+        "ack", skip=("queue", "message", "notice", "typing", "whisper", "ended")
+    )
+    await again.expect("ended", skip=("message", "notice"))
+    await again.send({"type": "survey", "rating": 4, "ref": "s"})
+    await again.expect("ack")
+    for who in ("bert", "anna"):
+        status, body = await http_get(server, f"/api/conversations/{conv}", who)
+        assert status == 200 and "hoe gaat het?" in body, (who, body)
+        assert "vraag door" not in body, who
+    status, body = await http_get(server, "/api/export", "bert")
+    assert status == 200 and "hoe gaat het" in body and "vraag door" not in body
+    # The visitor page saves what the visitor's `message` frames held (web/visitor-ended.js);
+    # a reload of the ended page replays them all.
+    ended_page = await server.connect()
+    await ended_page.send({"type": "hello", "resume": token, "last_seq": 0})
+    await ended_page.expect("welcome")
+    saved = [await ended_page.expect("message") for _ in range(3)]
+    await ended_page.expect("ended")
+    assert [m["text"] for m in saved] == ["eerste", "tweede", "hoe gaat het?"]
+    for frame in [*again.seen, *ended_page.seen]:
+        assert frame["type"] not in ("whisper", "watching"), frame
+        assert "vraag door" not in str(frame) and "Bert" not in str(frame)
+    whispers_key = server.store.keys.whispers(conv)
+    assert await server.store.rb.exists(whispers_key)
+    await ended_page.send({"type": "forget", "ref": "f"})
+    await ended_page.expect("ack")
+    assert not await server.store.rb.exists(whispers_key)
+
+
+async def http_get(server: LiveServer, path: str, username: str | None) -> tuple[int, str]:
+    """GET ``path`` as ``username`` (bearer token), or unauthenticated; (status, body)."""
+    headers = {}
+    if username is not None:
+        headers["Authorization"] = f"Bearer {(await server.login(username))['token']}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base}{path}", headers=headers) as r,
+    ):
+        return r.status, await r.text()
+
+
+async def test_purge_removes_whispers(server: LiveServer) -> None:
+    """The retention purge deletes a conversation's whispers with its text."""
+    _, counsellor, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "whisper", "conversation_id": conv, "text": "let op", "ref": "w"})
+    await sup.expect("ack", skip=("queue", "overview", "whisper"))
+    await counsellor.send({"type": "end", "conversation_id": conv, "ref": "e"})
+    await counsellor.expect("ack", skip=("queue", "whisper", "ended"))
+    key = server.store.keys.whispers(conv)
+    assert await server.store.rb.exists(key)
+    assert await purge(server.store, time.time() + 29 * DAY, 30) == 0
+    assert await server.store.rb.exists(key)
+    assert await purge(server.store, time.time() + 31 * DAY, 30) == 1
+    assert not await server.store.rb.exists(key)
 
 
 async def test_counsellor_not_told_when_configured(redis_url: str, key_prefix: str) -> None:
