@@ -91,7 +91,10 @@ def evaluate_abuse(rows: Sequence[Row]) -> Score:
     return score(rows, "abuse", is_abusive)
 
 
-def _report(title: str, sets: dict[str, list[Row]], judge: Callable[[Sequence[Row]], Score]) -> None:
+Judge = Callable[[Sequence[Row]], Score]
+
+
+def _report(title: str, sets: dict[str, list[Row]], judge: Judge) -> None:
     print(title)
     for name, rows in sets.items():
         for lang in ("nl", "en", None):

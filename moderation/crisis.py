@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from moderation.normalise import normalise
+from moderation.normalise import normalise, pattern_form
 
 #: Said about something else, not about the writer being in danger.
 IDIOMS = [
@@ -52,9 +52,31 @@ IDIOMS = [
     # talking about the subject (school work, a book, prevention), not about oneself
     r"zelfmoordpreventie",
     r"suicide prevention",
-    r"(boek|book|film|movie|serie|show|spreekbeurt|project|onderwerp|topic|les|class)\b"
-    r"[^.!?]{0,40}(zelfmoord|suicide)",
+    # a story, a song, the news or a school subject: what happens there is not the writer's
+    # danger, as long as the writer does not step in ("... en daarna wil ik dood")
+    r"\b(boek|book|film|movie|serie|series|show|spreekbeurt|project|onderwerp|topic|les|class"
+    r"|lesson|nummer|liedje|lied|song|lyrics|songtekst|rapper|gedicht|poem|werkstuk|essay"
+    r"|nieuws|news|artikel|article|documentaire|documentary|verhaal|story|character|personage)"
+    r"\b(?:(?!\b(?:ik|i|i'm|me|mij|mezelf|myself|my|mijn)\b)[^.!?]){0,50}?"
+    r"\b(zelfmoord\w*|suicid\w*|dood\w*|sterven|die|dies|dying|death|dead|springt|springen"
+    r"|jumps|jumping|killed|kills)\b",
     r"(zelfmoord|suicide)[^.!?]{0,40}(onderwerp|topic|boek|book|film|movie)",
+    # figurative: "dat examen was zelfmoord", "running in this heat is suicide" (a bad idea)
+    r"\b(is|was|wordt|lijkt|it's|its)( me)? (echt |gewoon |pure |puur |totale |complete |just )?"
+    r"(zelfmoord|suicide)\b(?! (plegen|gepleegd|te plegen))",
+    # someone else, in the past: grief, not the writer's danger
+    r"\b(hij|zij|ze|he|she|they|vriend\w*|friend|broer|brother|zus|sister|neef|nicht|cousin|oom"
+    r"|uncle|tante|aunt|opa|oma|grandpa|grandma|klasgenoot|classmate|iemand|someone)\b"
+    r"[^.!?]{0,30}?\b(zelfmoord gepleegd|pleegde zelfmoord|killed (himself|herself|themselves)"
+    r"|committed suicide|died by suicide|took (his|her|their) (own )?life)",
+    # games and sport: "my brother beat me at chess", "ik ga je killen in fortnite"
+    r"\bbeat me (at|in)\b",
+    r"\bhit the jackpot\b",
+    r"\b(in|bij|met) (het |een )?(potje )?(fifa|roblox|uno|schaak|schaken|chess|cod|valorant)\b",
+    # the hyperbolic conditional: "mijn moeder vermoordt me als ...", "kills me if ..."
+    r"\b(vermoordt?|vermoorden|killt?|kills|will kill|is going to kill|going to kill)"
+    r" (me|mij) (als|if|when|wanneer)\b(?! (i|ik) (tell|vertel|zeg|praat|talk))",
+    r"\bik ga (bijna |echt )?dood als\b",
 ]
 
 NEGATIONS = (
@@ -64,10 +86,15 @@ NEGATIONS = (
 
 STRONG: dict[str, list[str]] = {
     "suicide": [
-        r"wil(ik)? (echt |gewoon |liever )?niet meer (verder )?leven",
+        r"(wil|wou|wilde)( ik)? (echt |gewoon |liever )?niet meer (verder )?(leven|bestaan)",
+        r"\bstoppen met leven|\bstop met leven",
+        r"(wish|zou willen dat|had liever dat|was) [^.!?]{0,20}(nooit|never)"
+        r" (geboren|been born|born)",
+        r"(nooit meer|never) (wakker (worden|word)|wake up)",
+        r"(verdwijnen|verdwijn) en nooit meer terug",
         r"wil er (gewoon )?niet meer zijn",
         r"niet meer wakker (worden|word)",
-        r"geen zin meer (om te|in het) leven",
+        r"geen zin meer (om |in het )?leven",
         r"leven heeft geen zin",
         r"don'?t want to (live(?! (with|in|at|there|near|on))|be alive|be here|wake up)",
         r"do not want to (live(?! (with|in|at|there|near|on))|be alive)",
@@ -88,6 +115,7 @@ STRONG: dict[str, list[str]] = {
         r"(ben|voel me|is het) (hier |thuis )?niet (meer )?veilig",
         r"durf niet (meer )?naar huis",
         r"(i'm|im|i am|i feel) not safe",
+        r"(don't|do not|never) feel safe (at home|here|with)",
         r"not safe at home",
     ],
 }
@@ -127,7 +155,7 @@ PLAIN: dict[str, list[str]] = {
         r"want(ed)? to di+e+\b",
         r"wanna di+e+\b",
         r"end (my life|it all)",
-        r"gonna end it\b",
+        r"(gonna|going to) end it\b(?! with)",
         r"take my (own )?life",
         r"wish i (was|were) dead",
         r"(took|swallowed) (\w+ ){0,3}pills",
@@ -143,6 +171,32 @@ PLAIN: dict[str, list[str]] = {
         r"(swallow|take|taking|overdose on) (all )?(of )?(the |my )?(pills|meds)",
         r"(dak|flat|brug|roof|bridge|building)\b[^.!?]{0,30}\b(springen|spring|jump)",
         r"ending my life",
+        r"van het leven beroven",
+        r"\b(me|mezelf|mijzelf) (\w+ ){0,3}(van kant|om zeep|om het leven) (maken|helpen|brengen)",
+        r"\b(me|mezelf|mijzelf) (\w+ ){0,3}(dood ?maken|doden|vermoorden|op ?hangen|verdrinken"
+        r"|iets aan ?doen|dood ?schieten)",
+        r"\b(hang|maak|help|breng|doe) (me|mezelf) (\w+ ){0,2}(op|van kant|om zeep|om het leven"
+        r"|iets aan)\b",
+        r"(eind|einde) (aan|achter) (\w+ ){0,3}(maken|maak|gemaakt)",
+        r"\bkill(ing)? (myself|my self)",
+        r"\bunaliv",
+        r"\b(ik|i)\b[^.!?]{0,25}\b(aan|about|over) (de dood|death|dying|dood ?gaan|sterven"
+        r"|killing myself|ending (it|my life))\b(?! (van|of)\b)",
+        r"\bik (\w+ ){0,2}dood (wil|wilde|wou)\b(?! van\b)",
+        r"\b(is it|is het) (normal|normaal|weird|raar|gek|bad|erg|ok|oke)\b[^.!?]{0,30}"
+        r"\b(dying|death|die|dood|sterven|suicide|zelfmoord)\b",
+        r"\bik ga (echt |nu |bijna )?dood\b(?! (van|als|zo|door|om|aan|lol|haha))",
+        r"\bi'm going to die\b(?! (of|if|when|from|lol|haha))",
+        r"\b\d{2,} (paracetamol|pillen|pills|tabletten|tablets|slaappillen)",
+        r"\b(bottle|pot|doos|potje|strip) (of |met |vol )?(pills|pillen|paracetamol|tabletten)",
+        r"\b(alle|all (the |my )?)(pillen|pills|medicijnen|meds|paracetamol)\b",
+        r"(pillen|pills|paracetamol|tabletten|tablets)\b[^.!?]{0,40}\b(dood|die|dying|sterven)\b",
+        r"(in front of|voor|onder) (a|the|de|een) (train|trein|bus|auto|car|truck)\b",
+        r"\b(ik|i'm|i am)\b (\w+ ){0,2}(op|on) (het|the) (dak|roof)\b",
+        r"(goodbye|farewell) (letter|note)",
+        r"(plan|planning|going|want|wil) (to )?end (it|my life)\b(?! with)",
+        r"(gebruiken|use it) (op|on) (mezelf|myself)|\b(op|on) (mezelf|myself) (gebruiken|use)",
+        r"(will|going to|wants to|want to|gaat|wil) kill (himself|herself|themselves)",
         r"(feel like|want to) dying",
         r"want (it|everything|it all) to end",
         r"disappear forever",
@@ -174,12 +228,24 @@ PLAIN: dict[str, list[str]] = {
         r" (ge)?(sneden|gesneden|gekrast)",
         r"(weer )?(in|op) (mijn|m'n|mn) (armen|benen|polsen|dijen) (ge)?(sneden|gesneden|gekrast)",
         r"gesneden[^.!?]{0,20}(arm|armen|benen|been|pols|polsen|dijen)",
+        r"\b(mezelf|mijzelf|myself) (\w+ ){0,2}(gesneden|gekrast|gebrand|verwond|pijn gedaan)",
+        r"\b(tot|until|till) (het|it|they|my \w+|mijn \w+) (bloed|bloeden|bleeds?)\b",
+        r"\b(bonk|bang|sla|hit|slaan|bonken) (\w+ )?(mijn|my) (hoofd|head) (tegen|against)",
     ],
     "abuse": [
         r"(vader|moeder|stiefvader|stiefmoeder|pa|ma|papa|mama|vriend|broer|oom|opa|hij|ze)"
         r" (slaat|sloeg|schopt|schopte|misbruikt|misbruikte|verkracht|verkrachtte|betast)"
         r" (me|mij)\b",
-        r"word (thuis )?(geslagen|mishandeld|misbruikt|verkracht|betast)",
+        r"word (\w+ ){0,3}(geslagen|mishandeld|misbruikt|verkracht|betast)",
+        r"in elkaar (geslagen|geschopt|slaan|schoppen)|beat(en)? me up",
+        r"(dwong|dwingt|forced|forces|forcing) (me|mij) (\w+ ){0,3}(seks|sex)",
+        r"dreigt (\w+ ){0,3}(foto|foto's|fotos|naaktfoto|naaktfoto's|naaktfotos|nudes)"
+        r" (\w+ )?(verspreiden|online|delen|sturen)",
+        r"threat\w* to (share|post|leak|send) (my )?(nudes|pics|pictures|photos)",
+        r"\b(sluit|sloot|locked|locks) (me|mij) (\w+ ){0,3}(op|in|up)\b",
+        r"\b(zit|zat) (\w+ )?opgesloten",
+        r"(dad|father|mom|mum|mother|stepdad|stepfather|uncle|brother|boyfriend|he|she)"
+        r" (slaps|slapped|kicks|kicked|punches|punched|chokes|choked) me\b",
         r"(ben|werd) (verkracht|aangerand|misbruikt|mishandeld|betast)",
         r"heeft (me|mij) (verkracht|misbruikt|betast|aangerand)",
         r"ze slaan (me|mij)",
@@ -202,6 +268,15 @@ PLAIN: dict[str, list[str]] = {
     ],
     "danger": [
         r"bang dat hij (me|mij) (vermoordt|doodmaakt|iets aandoet)",
+        r"bang dat (\w+ ){0,3}(me|mij) (\w+ ){0,2}(iets aandoet|vermoordt|doodmaakt|pijn doet"
+        r"|slaat)",
+        r"(afraid|scared|terrified) (that )?(\w+ ){0,3}(will|is going to|going to) (kill|hurt|beat)"
+        r" me",
+        r"\b(ben|am|i) (van huis )?(weggelopen|ran away)\b",
+        r"\b(nergens|nowhere) (\w+ ){0,2}(slapen|to sleep|to stay)\b",
+        r"weet niet waar ik (\w+ )?(moet|kan) slapen",
+        r"\b(volgt|achtervolgt) (me|mij)\b|\b(following|stalking) me\b(?! (on|op)\b)",
+        r"\b(die|who) (me|mij) (pijn|iets) (wil|wilde|gaat) (doen|aandoen)|wants to hurt me",
         r"dreigt (me|mij) (dood|te vermoorden)",
         r"bedreigt (me|mij)",
         r"van huis weggelopen",
@@ -220,7 +295,7 @@ NOT_DANGER = [r"not safe driving", r"niet veilig (rijden|fietsen)"]
 
 
 def _compile(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns))
+    return re.compile("|".join(f"(?:{pattern_form(p)})" for p in patterns))
 
 
 _IDIOMS = _compile(IDIOMS)
