@@ -9,6 +9,7 @@ from the store and not from fire-and-forget pub/sub alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,48 @@ CLOSING_SOON = {
     "en": "To be honest: the chat will probably close before it is your turn. You may keep "
     "waiting. Need help now? Call 113 (0800-0113), or 112 in an emergency.",
 }
+
+#: Notices to visitors, in their language (``lang`` on the conversation).
+VISITOR_TEXTS: dict[str, dict[str, str]] = {
+    "counsellor_reconnecting": {
+        "nl": "De verbinding van je hulpverlener is even weg. Blijf gerust, je gesprek "
+        "blijft bewaard.",
+        "en": "Your counsellor's connection dropped for a moment. Don't worry, your "
+        "conversation is kept.",
+    },
+    "counsellor_back": {
+        "nl": "Je hulpverlener is er weer.",
+        "en": "Your counsellor is back.",
+    },
+    "transferred": {
+        "nl": "Je gesprek gaat verder met een andere hulpverlener. Je berichten blijven staan.",
+        "en": "Your conversation continues with another counsellor. Your messages stay.",
+    },
+    "requeued": {
+        "nl": "Je hulpverlener kan niet verder. Je staat vooraan in de rij voor de volgende "
+        "hulpverlener; je berichten blijven staan.",
+        "en": "Your counsellor cannot go on. You are first in line for the next counsellor; "
+        "your messages stay.",
+    },
+    "history_lost": {
+        "nl": "Door een storing zijn de laatste berichten niet bewaard. Sorry! Schrijf gerust "
+        "opnieuw wat je wilde zeggen.",
+        "en": "Because of a fault the latest messages were not kept. Sorry! Please write "
+        "again what you wanted to say.",
+    },
+    "closing_soon": CLOSING_SOON,
+}
+#: Staff read both languages in one text (as alerts do).
+HISTORY_LOST_STAFF = (
+    "Door een storing zijn berichten na dit punt niet bewaard. / Messages after this point "
+    "were lost by the store."
+)
+
+
+def visitor_text(code: str, lang: str) -> str:
+    texts = VISITOR_TEXTS[code]
+    return texts.get(lang) or texts["nl"]
+
 
 log = structlog.get_logger("chatserver.hub")
 
@@ -67,7 +110,12 @@ class Hub:
         self.on_assignable: Callable[[], None] = lambda: None
         self.closes_at: Callable[[], float | None] = lambda: None
         self.connected = False
+        #: Subscribed and caught up since the last (re)subscription: writes may go on.
+        self.ready = False
         self.stopping = False
+        self.clock: Callable[[], float] = time.time
+        #: When eta is unknown, a conversation is assumed to take this long (closing check).
+        self.assumed_handling_seconds = 900.0
 
     # -- registry -----------------------------------------------------------------
     def add_visitor(self, link: VisitorLink) -> None:
@@ -119,16 +167,17 @@ class Hub:
                 self.connected = True
                 delay = 0.1
                 await self.resync()
+                self.ready = True
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         await self.dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                self.connected = False
+                self.connected = self.ready = False
                 log.warning("event_listener_lost", error=type(exc).__name__, retry_in=delay)
             finally:
-                self.connected = False
+                self.connected = self.ready = False
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -136,11 +185,17 @@ class Hub:
     async def resync(self) -> None:
         """After (re)subscribing: fetch whatever was published while we were away."""
         for conv in set(self.followers) | set(self.visitors):
+            meta = await self.store.conversation(conv)
+            if meta is not None and meta.get("state") == "ended":
+                # Ended while we were not subscribed: the ``ended`` event is gone, the state not.
+                await self._on_ended(Event("ended", {"c": conv, "r": meta.get("reason", "")}))
+                continue
             count = await self.store.message_count(conv)
-            conns = list(self.followers.get(conv, ()))
+            conns = [(c, HISTORY_LOST_STAFF) for c in self.followers.get(conv, ())]
             if conv in self.visitors:
-                conns.append(self.visitors[conv].conn)
-            for conn in conns:
+                link = self.visitors[conv]
+                conns.append((link.conn, visitor_text("history_lost", link.lang)))
+            for conn, text in conns:
                 seen = conn.seqs.get(conv, count)
                 if seen < count:
                     await self._fill(conn, conv, count)
@@ -153,7 +208,7 @@ class Hub:
                             "conversation_id": conv,
                             "code": "history_lost",
                             "stored_seq": count,
-                            "message": "Messages after this point were lost by the store.",
+                            "message": text,
                         }
                     )
         self._positions_due.set()
@@ -236,6 +291,7 @@ class Hub:
         self.follow(conversation_id, conn)
         with conn.syncing(conversation_id):
             history = await self.store.messages(conversation_id)
+            whispers = await self.store.whispers(conversation_id)
             assigned_at = float(meta.get("assigned") or time.time())
             frame: dict[str, Any] = {
                 "type": "assigned",
@@ -246,6 +302,16 @@ class Hub:
                 "waited_seconds": round(assigned_at - float(meta.get("enqueued") or 0), 1),
                 "history": [m.frame(conversation_id) for m in history],
                 "transfer_note": meta.get("transfer_note") or None,
+                "whispers": [
+                    {
+                        "type": "whisper",
+                        "conversation_id": conversation_id,
+                        "author": w["author"],
+                        "text": w["text"],
+                        "ts": w["ts"],
+                    }
+                    for w in whispers
+                ],
                 **(extra or {}),
             }
             conn.send(frame)
@@ -256,7 +322,7 @@ class Hub:
         conv, reason = ev.data["c"], ev.data["r"]
         frame = Outgoing({"type": "ended", "conversation_id": conv, "reason": reason})
         link = self.visitors.get(conv)
-        if link is not None:
+        if link is not None and link.state != "ended":  # told once (a resync may repeat it)
             link.state = "ended"
             link.conn.send(frame)
             if reason == "blocked":
@@ -361,7 +427,7 @@ class Hub:
                     "type": "notice",
                     "conversation_id": conv,
                     "code": "transferred",
-                    "message": ev.data.get("message", ""),
+                    "message": visitor_text("requeued", link.lang),
                 }
             )
         self._positions_due.set()
@@ -377,7 +443,7 @@ class Hub:
                     "type": "notice",
                     "conversation_id": conv,
                     "code": "transferred",
-                    "message": ev.data.get("message", ""),
+                    "message": visitor_text("transferred", link.lang),
                 }
             )
             link.conn.send(
@@ -407,10 +473,13 @@ class Hub:
     }
 
     # -- queue positions ------------------------------------------------------------
-    async def positions_loop(self, min_interval: float = 0.05) -> None:
-        """Send ``queued`` to each local waiting visitor whose position changed."""
+    async def positions_loop(self, min_interval: float = 0.05, recheck: float = 30.0) -> None:
+        """Send ``queued`` to each local waiting visitor whose position changed; every
+        ``recheck`` seconds look again anyway, as closing time comes nearer by itself."""
         while not self.stopping:
-            await self._positions_due.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(recheck):
+                    await self._positions_due.wait()
             self._positions_due.clear()
             try:
                 await self.update_positions()
@@ -456,16 +525,22 @@ class Hub:
         free = sum(c.free for c in await self.store.available_snapshot())
         abandon = await self.store.abandon_share()
         closes_at = self.closes_at()
-        now = time.time()
+        now = self.clock()
         for link in waiting_links:
             position = index.get(link.conversation_id)
-            if position is None or (position == link.position and link is not force):
+            if position is None:
                 continue
-            link.position = position
             eta = estimate_wait(position, handling, servers, free, abandon)
-            link.conn.send(
-                {"type": "queued", "position": position, "waiting": total, "eta_seconds": eta}
-            )
+            if position != link.position or link is force:
+                link.position = position
+                link.conn.send(
+                    {"type": "queued", "position": position, "waiting": total, "eta_seconds": eta}
+                )
+            if eta is None:
+                # No estimate (too few samples, nobody on shift): position times a typical
+                # conversation, shared over the counsellors there are (at least one).
+                mean = sum(handling) / len(handling) if handling else self.assumed_handling_seconds
+                eta = round(position * mean / max(1, servers))
             if not link.warned_closing and not helped_before_closing(now, closes_at, eta):
                 link.warned_closing = True
                 link.conn.send(

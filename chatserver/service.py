@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +21,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from chatserver.config import Settings
+from chatserver.errors import ErrorCode, FrameError
 from chatserver.events import event
-from chatserver.hub import Hub
+from chatserver.hub import Hub, visitor_text
 from chatserver.overview import build_overview
 from chatserver.retention import retention_loop
 from chatserver.store import Store, new_id
@@ -39,6 +42,7 @@ class Service:
         self.hub = Hub(store)
         self.hub.on_assignable = self.request_assignment
         self.hub.closes_at = self.closes_at
+        self.hub.clock = lambda: self.clock()
         self.hub.build_overview = lambda: build_overview(self.store, self.clock())
         self.policy = QueuePolicy(skill_wait_seconds=settings.queue.skill_wait_seconds)
         self.hours = OpeningHours.from_table(settings.hours)
@@ -47,6 +51,11 @@ class Service:
         #: This process, for heartbeats; every connection id starts with it.
         self.node_id = new_id()
         self.stopping = False
+        #: Monotonic time of the first heartbeat since this process's last Redis error.
+        self._healthy_since: float | None = None
+        self._registered = False
+        #: Socket closes Redis did not hear of (kind, id, connection), replayed later.
+        self._unrecorded: deque[tuple[str, str, str]] = deque(maxlen=10_000)
 
     @property
     def retention_seconds(self) -> int:
@@ -81,6 +90,14 @@ class Service:
             for task in stuck:
                 log.warning("background_task_stuck", task=task.get_name())
 
+    def require_live(self) -> None:
+        """Writes wait until the event listener is subscribed and caught up: a ``say``
+        accepted before could reuse a lost seq and be skipped by a party."""
+        if not self.hub.ready:
+            raise FrameError(
+                ErrorCode.UNAVAILABLE, "the service is reconnecting to its store; please retry"
+            )
+
     def request_assignment(self) -> None:
         self._assign_due.set()
 
@@ -110,6 +127,10 @@ class Service:
             counsellors = await self.store.available_snapshot()
             if not counsellors:
                 return claimed
+            counsellors = [
+                replace(c, watched=await self.trainee_watched(c.staff_id)) if c.trainee else c
+                for c in counsellors
+            ]
             now = self.clock()
             plan = plan_assignments(waiting, counsellors, now, self.policy)
             if not plan:
@@ -144,14 +165,109 @@ class Service:
         """Tell the others we live; take over the sockets of a process that stopped."""
         while not self.stopping:
             try:
-                now = self.clock()
-                await self.store.heartbeat(self.node_id, now)
-                await self.reap_dead_nodes(now)
+                await self.beat()
             except RedisError as exc:
+                self._healthy_since = None
                 log.warning("heartbeat_failed", error=type(exc).__name__)
             except Exception:
                 log.exception("heartbeat_crashed")
-            await asyncio.sleep(self.settings.grace.node_dead_seconds / 4)
+            await asyncio.sleep(self.heartbeat_seconds)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.settings.grace.node_dead_seconds / 4
+
+    async def beat(self) -> None:
+        """One heartbeat: re-register if we were reaped, replay unrecorded drops, reap.
+
+        A process reaps others only once it has itself beaten for ``node_dead_seconds``
+        without a Redis error: after an outage every process looks stale, and each must
+        first get the chance to beat again before anyone is declared dead."""
+        now = self.clock()
+        listed_anew = await self.store.heartbeat(self.node_id, now)
+        if self._healthy_since is None:
+            self._healthy_since = time.monotonic()
+        if self._registered and (listed_anew or await self._registry_missing()):
+            await self.reregister()
+        self._registered = True
+        await self.replay_unrecorded()
+        if time.monotonic() - self._healthy_since >= self.settings.grace.node_dead_seconds:
+            await self.reap_dead_nodes(now)
+
+    def _local_entries(self) -> set[str]:
+        hub = self.hub
+        out = {
+            f"v|{conv}|{link.conn.id}"
+            for conv, link in hub.visitors.items()
+            if link.state in ("waiting", "active") and not link.conn.closing
+        }
+        out |= {
+            f"s|{sid}|{c.id}" for sid, conns in hub.staff.items() for c in conns if not c.closing
+        }
+        out |= {
+            f"t|{trainee}|{c.staff_id}|{c.id}"
+            for trainee, conns in hub.trainee_watchers.items()
+            for c in conns
+            if not c.closing
+        }
+        return out
+
+    async def _registry_missing(self) -> bool:
+        """Whether sockets open here are missing from this node's registry (it was taken)."""
+        local = self._local_entries()
+        if not local:
+            return False
+        return not (local & await self.store.node_registry(self.node_id))
+
+    async def reregister(self) -> None:
+        """We were declared dead while alive: register every open socket again and cancel
+        the graces the reaper started for them (their parties are told we are back)."""
+        log.warning("node_reregistered", node=self.node_id)
+        for conv, link in list(self.hub.visitors.items()):
+            if link.state in ("waiting", "active") and not link.conn.closing:
+                await self.visitor_returned(conv, link.conn.id)
+        for staff_id, conns in list(self.hub.staff.items()):
+            for conn in list(conns):
+                if not conn.closing:
+                    await self.staff_connected(staff_id, conn.id)
+        for trainee, conns in list(self.hub.trainee_watchers.items()):
+            for conn in list(conns):
+                if not conn.closing and conn.staff_id:
+                    await self.store.add_trainee_watch(trainee, conn.staff_id, conn.id)
+            await self.trainee_watch_changed(trainee)
+        self.request_assignment()
+
+    # -- drops Redis did not hear of ----------------------------------------------
+    def drop_unrecorded(self, kind: str, ident: str | None, conn_id: str) -> None:
+        """A socket closed while Redis was away: keep the drop to replay (bounded)."""
+        if ident is None:
+            return
+        if len(self._unrecorded) == self._unrecorded.maxlen:
+            log.warning("unrecorded_drop_forgotten")
+        self._unrecorded.append((kind, ident, conn_id))
+
+    async def replay_unrecorded(self) -> None:
+        while self._unrecorded:
+            kind, ident, conn_id = self._unrecorded[0]
+            if kind == "v":
+                await self.visitor_dropped(ident, conn_id)
+            else:
+                await self.staff_conn_closed(ident, conn_id)
+            self._unrecorded.popleft()
+            log.info("unrecorded_drop_replayed", kind=kind)
+
+    async def staff_conn_closed(self, staff_id: str, conn_id: str) -> None:
+        """What a staff socket's close leaves in Redis: its trainee watches, its presence."""
+        gone = [
+            e
+            for e in await self.store.node_registry(self.node_id)
+            if e.startswith("t|") and e.endswith(f"|{conn_id}")
+        ]
+        for entry in gone:
+            _, trainee, supervisor, _conn = entry.split("|", 3)
+            await self.store.remove_trainee_watch(trainee, supervisor, conn_id)
+            await self.trainee_watch_changed(trainee)
+        await self.staff_dropped(staff_id, conn_id)
 
     async def reap_dead_nodes(self, now: float) -> None:
         for node in await self.store.dead_nodes(now - self.settings.grace.node_dead_seconds):
@@ -163,6 +279,10 @@ class Service:
                 kind, ident, conn_id = entry.split("|", 2)
                 if kind == "v":
                     await self.visitor_dropped(ident, conn_id)
+                elif kind == "t":
+                    supervisor, _, conn = conn_id.partition("|")
+                    await self.store.remove_trainee_watch(ident, supervisor, conn)
+                    await self.trainee_watch_changed(ident)
                 else:
                     await self.staff_dropped(ident, conn_id)
 
@@ -226,6 +346,11 @@ class Service:
             event("notice", c=conversation_id, to=to, code=code, message=message)
         )
 
+    async def visitor_notice(self, conversation_id: str, code: str) -> None:
+        """A notice to the visitor, in the language they chose (on the conversation)."""
+        lang = (await self.store.conversation(conversation_id) or {}).get("lang", "nl")
+        await self.notice(conversation_id, "visitor", code, visitor_text(code, lang))
+
     async def typing(self, conversation_id: str, sender: str, active: bool, conn_id: str) -> None:
         await self.store.publish(
             event("typing", c=conversation_id, **{"from": sender}, active=active, conn=conn_id)
@@ -260,7 +385,7 @@ class Service:
         await self.store.add_staff_connection(staff_id, conn_id)
         if await self.store.cancel_grace(f"s:{staff_id}"):
             for conv in await self.store.staff_conversation_ids(staff_id):
-                await self.notice(conv, "visitor", "counsellor_back", "Je hulpverlener is er weer.")
+                await self.visitor_notice(conv, "counsellor_back")
 
     async def staff_dropped(self, staff_id: str, conn_id: str) -> None:
         """The last socket of a staff member closed: no new chats, tell their visitors."""
@@ -275,13 +400,7 @@ class Service:
                 f"s:{staff_id}", self.clock() + self.settings.grace.counsellor_seconds
             )
             for conv in convs:
-                await self.notice(
-                    conv,
-                    "visitor",
-                    "counsellor_reconnecting",
-                    "De verbinding van je hulpverlener is even weg. Blijf "
-                    "gerust, je gesprek blijft bewaard.",
-                )
+                await self.visitor_notice(conv, "counsellor_reconnecting")
 
     async def crisis_signal(
         self, conversation_id: str, nickname: str, categories: tuple[str, ...]
@@ -291,7 +410,9 @@ class Service:
         meta = await self.store.conversation(conversation_id) or {}
         first = meta.get("crisis") != "1"
         if meta.get("state") == "waiting":
-            await self.store.prioritise(conversation_id, PRIORITY_CRISIS, crisis=True)
+            # A crisis raises the priority to at least crisis level, never lowers it.
+            priority = max(int(meta.get("priority") or 0), PRIORITY_CRISIS)
+            await self.store.prioritise(conversation_id, priority, crisis=True)
             self.request_assignment()
         else:
             await self.store.update_conversation(conversation_id, {"crisis": "1"})
@@ -323,17 +444,42 @@ class Service:
         return end.timestamp() if end else None
 
     async def trainee_watch(self, trainee_id: str, supervisor_id: str, on: bool) -> None:
-        """A trainee is only assigned while at least one supervisor watches them."""
-        key = self.store.keys.trainee_watchers(trainee_id)
+        """A trainee is only assigned while a supervisor watches them: one entry per live
+        supervisor socket (the hub's ``trainee_watchers``), removed when it closes or its
+        process is reaped, so a dead watcher never keeps a trainee "watched"."""
+        local = {
+            c.id
+            for c in self.hub.trainee_watchers.get(trainee_id, ())
+            if c.staff_id == supervisor_id
+        }
         if on:
-            await self.store.r.sadd(key, supervisor_id)
+            for conn_id in local:
+                await self.store.add_trainee_watch(trainee_id, supervisor_id, conn_id)
         else:
-            await self.store.r.srem(key, supervisor_id)
-        watched = await self.store.r.scard(key) > 0
+            prefix = f"{self.node_id}."
+            for member in await self.store.trainee_watch_entries(trainee_id):
+                sup, _, conn_id = member.partition("|")
+                if sup == supervisor_id and conn_id.startswith(prefix) and conn_id not in local:
+                    await self.store.remove_trainee_watch(trainee_id, supervisor_id, conn_id)
+        await self.trainee_watch_changed(trainee_id)
+
+    async def trainee_watch_changed(self, trainee_id: str) -> None:
+        """Keep the ``watched`` field (read by the transfer script) equal to the live answer."""
+        watched = await self.trainee_watched(trainee_id)
         await self.store.r.hset(
             self.store.keys.staff_state(trainee_id), "watched", "1" if watched else "0"
         )
         await self.store.publish(event("status", s=trainee_id))
+
+    async def trainee_watched(self, trainee_id: str) -> bool:
+        """Whether a live socket of a supervisor who is not offline watches the trainee."""
+        for member in await self.store.trainee_watch_entries(trainee_id):
+            supervisor, sep, _conn = member.partition("|")
+            if not sep:
+                continue  # an entry of the old, per-supervisor form: no live socket behind it
+            if (await self.store.staff_state(supervisor)).get("state") != "offline":
+                return True
+        return False
 
     async def stats_fact(self, kind: str, **fields: Any) -> None:
         """Hook for anonymous statistics facts (no text, no nickname)."""

@@ -183,6 +183,7 @@ class StaffSession:
         self.service.request_assignment()
 
     async def _on_say(self, frame: Say) -> None:
+        self.service.require_live()
         conv = frame.conversation_id
         await self._own(conv)
         assert conv is not None

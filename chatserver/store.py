@@ -27,6 +27,15 @@ def _script(name: str) -> str:
     return (resources.files("chatserver") / "lua" / f"{name}.lua").read_text("utf-8")
 
 
+#: Remove a node from the heartbeat set and take its registry, atomically.
+TAKE_NODE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return {} end
+local entries = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+return entries
+"""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -475,20 +484,45 @@ class Store:
         pipe.scard(key)
         return int((await pipe.execute())[-1])
 
-    async def heartbeat(self, node_id: str, now: float) -> None:
-        await self.r.zadd(self.keys.nodes, {node_id: now})
+    async def heartbeat(self, node_id: str, now: float) -> bool:
+        """Record that ``node_id`` lives; True when it was not listed (new, or reaped)."""
+        return bool(await self.r.zadd(self.keys.nodes, {node_id: now}))
+
+    async def node_registry(self, node_id: str) -> set[str]:
+        """The sockets (and trainee watches) a node has registered."""
+        return cast(set[str], await self.r.smembers(self.keys.node_connections(node_id)))
 
     async def dead_nodes(self, before: float) -> list[str]:
         return cast(list[str], await self.r.zrangebyscore(self.keys.nodes, "-inf", before))
 
     async def take_node(self, node_id: str) -> list[str]:
-        """For exactly one process: the dead node's sockets, to clean up; else []."""
-        if not await self.r.zrem(self.keys.nodes, node_id):
-            return []
-        key = self.keys.node_connections(node_id)
-        entries = cast(set[str], await self.r.smembers(key))
-        await self.r.delete(key)
-        return sorted(entries)
+        """For exactly one process: the dead node's sockets, to clean up; else [].
+
+        One script, so a node that comes back and re-registers at the same moment either
+        loses all (and re-registers after) or nothing: its new entries are never taken."""
+        entries = await self.r.eval(
+            TAKE_NODE, 2, self.keys.nodes, self.keys.node_connections(node_id), node_id
+        )
+        return sorted(cast(list[str], entries or []))
+
+    # -- trainee watches: one entry per live supervisor socket ---------------------------
+    async def add_trainee_watch(self, trainee_id: str, supervisor_id: str, conn_id: str) -> None:
+        member = f"{supervisor_id}|{conn_id}"
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(self.keys.trainee_watchers(trainee_id), member)
+        pipe.sadd(self._node_key(conn_id), f"t|{trainee_id}|{member}")
+        await pipe.execute()
+
+    async def remove_trainee_watch(self, trainee_id: str, supervisor_id: str, conn_id: str) -> None:
+        member = f"{supervisor_id}|{conn_id}"
+        pipe = self.r.pipeline(transaction=True)
+        pipe.srem(self.keys.trainee_watchers(trainee_id), member)
+        pipe.srem(self._node_key(conn_id), f"t|{trainee_id}|{member}")
+        await pipe.execute()
+
+    async def trainee_watch_entries(self, trainee_id: str) -> set[str]:
+        """``supervisor_id|conn_id`` of each live supervisor socket watching the trainee."""
+        return cast(set[str], await self.r.smembers(self.keys.trainee_watchers(trainee_id)))
 
     async def start_grace(self, member: str, deadline: float) -> None:
         await self.r.zadd(self.keys.grace, {member: deadline})

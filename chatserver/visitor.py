@@ -265,6 +265,7 @@ class VisitorSession:
     # -- chat ------------------------------------------------------------------------
     async def _say(self, frame: Say) -> None:
         assert self.link is not None
+        self.service.require_live()
         if self.link.state not in ("waiting", "active"):
             raise FrameError(ErrorCode.CONFLICT, "the conversation has ended")
         conv = self.link.conversation_id

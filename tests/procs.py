@@ -22,13 +22,16 @@ def chatserver(
     key_prefix: str = "chat",
     workers: int = 1,
     config: str = "",
+    grace: dict[str, float] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Start ``chatserver serve``; yields (process, port) once /readyz answers 200."""
     port = free_port()
     cfg = tmp / f"chat-{port}.toml"
+    graces = {"node_dead_seconds": 2.0, "visitor_seconds": 30.0, **(grace or {})}
     cfg.write_text(
-        f'[server]\nkey_prefix = "{key_prefix}"\n'
-        "[grace]\nnode_dead_seconds = 2\nvisitor_seconds = 30\n" + config
+        f'[server]\nkey_prefix = "{key_prefix}"\n[grace]\n'
+        + "".join(f"{name} = {value}\n" for name, value in graces.items())
+        + config
     )
     args = [
         sys.executable,
