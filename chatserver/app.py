@@ -35,9 +35,9 @@ from chatserver.errors import CloseCode
 from chatserver.keys import Keys
 from chatserver.login import SESSION_COOKIE, authenticate, login, logout
 from chatserver.redisconn import connect, connect_pubsub
-from chatserver.security import security_headers
+from chatserver.security import Handler, security_headers
 from chatserver.service import Service
-from chatserver.sockets import staff_socket, visitor_socket
+from chatserver.sockets import UPGRADED, staff_socket, visitor_socket
 from chatserver.store import Store
 from chatserver.supervision import start_watching
 from nickname import suggest
@@ -128,6 +128,26 @@ async def close_sockets(app: web.Application) -> None:
 # -- HTTP ---------------------------------------------------------------------------
 
 
+@web.middleware
+async def store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The store cannot be reached: 503 with a JSON reason, not a 500 and a traceback.
+
+    After a websocket upgrade no HTTP answer can be sent; the socket handlers deal with
+    the store themselves there (``unavailable`` error frames).
+    """
+    try:
+        return await handler(request)
+    except (RedisError, OSError) as exc:
+        if request.get(UPGRADED):
+            raise
+        log.warning("store_unavailable", path=request.path, error=type(exc).__name__)
+        return web.json_response(
+            {"error": "unavailable", "message": "the service cannot reach its store; retry"},
+            status=503,
+            headers={**NO_STORE, "Retry-After": "5"},
+        )
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -185,7 +205,9 @@ def page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 
 def create_app(settings: Settings, redis_url: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[security_headers])
+    app = web.Application(
+        client_max_size=64 * 1024, middlewares=[security_headers, store_unavailable]
+    )
     app[SETTINGS] = settings
     app[REDIS_URL] = redis_url
     app.cleanup_ctx.extend([redis_ctx, service_ctx, sockets_ctx])

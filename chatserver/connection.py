@@ -3,7 +3,8 @@
 
 Exactly one task reads a socket (the handler); exactly one writes it (the writer here).
 A broadcast never waits for a slow client: a reader that lets ``send_queue_max`` frames
-pile up is dropped (close 1008), not the server's memory.
+pile up is dropped (close 1013, try again later: it reconnects and resumes), not the
+server's memory.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Connection:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             log.warning("slow_reader_dropped", conn=self.id)
-            self.close(CloseCode.POLICY, "too slow")
+            self.close(CloseCode.TRY_AGAIN, "too slow")
 
     def close(self, code: int, reason: str = "") -> None:
         """Close after what is already queued has been written."""

@@ -52,6 +52,7 @@ class CloseCode(IntEnum):
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
+    TRY_AGAIN = 1013
     UNAUTHORISED = 4401
     IDLE_TIMEOUT = 4408
     TOO_MANY = 4429
@@ -60,9 +61,11 @@ class CloseCode(IntEnum):
 CLOSE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "normal closure",
     CloseCode.GOING_AWAY: "the server is shutting down",
-    CloseCode.POLICY: "policy: blocked visitor, or a reader too slow to keep up",
+    CloseCode.POLICY: "policy: blocked visitor (do not reconnect)",
     CloseCode.TOO_BIG: "frame over the frame limit",
     CloseCode.INTERNAL: "internal error",
+    CloseCode.TRY_AGAIN: "try again later: a reader too slow to keep up, or the store is "
+    "unreachable; reconnect and resume",
     CloseCode.UNAUTHORISED: "staff socket without valid authentication",
     CloseCode.IDLE_TIMEOUT: "idle timeout",
     CloseCode.TOO_MANY: "too many connections or sustained flooding",

@@ -32,6 +32,9 @@ from moderation.limits import TokenBucket
 
 log = structlog.get_logger("chatserver.sockets")
 
+#: Set on a request once its websocket is upgraded: no HTTP answer can follow.
+UPGRADED = web.RequestKey("upgraded", bool)
+
 #: A staff socket's frames refresh its session at most this often (one write a minute).
 SESSION_REFRESH_SECONDS = 60.0
 
@@ -69,6 +72,7 @@ async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection
         if admitted:
             sockets.per_address.release(address)
         raise
+    request[UPGRADED] = True
     sockets.all.add(ws)
     chosen = Subprotocol(ws.ws_protocol) if ws.ws_protocol else Subprotocol.JSON
     conn = Connection(ws, chosen, settings.limits.send_queue_max, request.app[SERVICE].node_id)
@@ -150,6 +154,18 @@ async def _watch_session(
             return
 
 
+async def _started(session: StaffSession, conn: Connection) -> bool:
+    """Send the staff welcome; without the store, say so and close 1013 (try again)."""
+    try:
+        await session.start()
+    except (RedisError, OSError) as exc:
+        log.warning("store_unavailable", error=type(exc).__name__)
+        conn.send(error_frame(ErrorCode.UNAVAILABLE, "the service cannot reach its store"))
+        conn.close(CloseCode.TRY_AGAIN, "store unavailable")
+        return False
+    return True
+
+
 async def _blocked(request: web.Request, address: str) -> bool:
     """Whether this network is blocked; open when the store cannot say (help comes first)."""
     try:
@@ -229,8 +245,7 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
         name=f"session-{conn.id}",
     )
     try:
-        if admitted:
-            await session.start()
+        if admitted and await _started(session, conn):
             await _pump(
                 request,
                 ws,

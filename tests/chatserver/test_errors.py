@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import msgpack
@@ -13,6 +19,7 @@ import pytest
 import websockets
 
 from chatserver.config import Settings
+from tests.conftest import free_port
 from tests.helpers import Client, LiveServer
 
 
@@ -240,3 +247,58 @@ async def test_internal_error_closes_1011_and_the_chat_resumes(server: LiveServe
     await again.expect("welcome")
     texts = [(await again.expect("message", skip=("assigned",)))["text"] for _ in range(2)]
     assert texts == ["hallo", "nog hier"]
+
+
+CHATSERVER = [sys.executable, "-m", "chatserver", "serve"]
+
+
+def malformed_request(port: int) -> None:
+    """A request aiohttp's own parser refuses: it logs through the stdlib aiohttp.server."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.")
+
+
+async def test_store_outage_gives_503_and_json_logs(tmp_path: Path) -> None:
+    """Without Redis, login and the staff handshake get 503 unavailable; stderr stays JSON
+    lines (stdlib loggers too) with no address in them."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*CHATSERVER, "--port", str(port), "--redis-url", "redis://127.0.0.1:1/0"],
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                deadline = time.monotonic() + 30
+                while True:
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with http.get(f"{base}/healthz") as r:
+                            if r.status == 200:
+                                break
+                    assert proc.poll() is None, log_path.read_text()[-2000:]
+                    assert time.monotonic() < deadline, "serve did not start"
+                    await asyncio.sleep(0.1)
+                body = {"username": "anna", "password": "correct horse 1"}
+                async with http.post(f"{base}/api/login", json=body) as r:
+                    assert r.status == 503 and (await r.json())["error"] == "unavailable"
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await websockets.connect(
+                    f"ws://127.0.0.1:{port}/ws/staff",
+                    additional_headers={"Authorization": "Bearer whatever"},
+                )
+            assert info.value.response.status_code == 503
+            malformed_request(port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is JSON, stdlib ones too
+    assert any(e.get("logger") == "aiohttp.server" for e in events)
+    assert any(e.get("event") == "store_unavailable" for e in events)
+    assert "127.0.0.1" not in "\n".join(lines)
