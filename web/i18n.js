@@ -87,6 +87,14 @@ export const STRINGS = {
     save_hint:
       "Het gesprek wordt als tekstbestand op dit apparaat bewaard. Denk erom wie er nog meer bij dit apparaat kan.",
     new_chat: "Nieuw gesprek",
+    forget: "Wis dit gesprek",
+    forget_confirm:
+      "Het gesprek wordt nu van onze server gewist, ook voor de hulpverlener. Dat kan niet ongedaan worden gemaakt.",
+    forget_yes: "Ja, wis het gesprek",
+    forget_no: "Nee, bewaar het",
+    forget_busy: "Bezig met wissen…",
+    forget_done: "Het gesprek is gewist. Wij hebben de tekst niet meer.",
+    forget_failed: "Wissen lukte niet: {message}",
     transcript_title: "Gesprek van {date}",
     transcript_file: "gesprek",
 
@@ -288,6 +296,14 @@ export const STRINGS = {
     save_hint:
       "The conversation is saved as a text file on this device. Think about who else can use this device.",
     new_chat: "New chat",
+    forget: "Delete this conversation",
+    forget_confirm:
+      "The conversation will be deleted from our server now, for the counsellor too. This cannot be undone.",
+    forget_yes: "Yes, delete it",
+    forget_no: "No, keep it",
+    forget_busy: "Deleting…",
+    forget_done: "The conversation has been deleted. We no longer have its text.",
+    forget_failed: "Deleting did not work: {message}",
     transcript_title: "Conversation of {date}",
     transcript_file: "conversation",
 

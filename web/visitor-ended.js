@@ -7,9 +7,10 @@ import { formatClock, formatDate } from "./common/format.js";
 
 /**
  * @param {object} o ui (elements of visitor.html), t, lang, log (ChatLog),
- *   sendControl(frame, onRefused) (sends once the connection is welcomed)
+ *   sendControl(frame, onRefused, onDone) (sends once the connection is welcomed),
+ *   onForgotten() (the server deleted the conversation)
  */
-export function setupEndedView({ ui, t, lang, log, sendControl }) {
+export function setupEndedView({ ui, t, lang, log, sendControl, onForgotten = () => {} }) {
   function readSurvey() {
     const data = new FormData(ui.survey);
     const result = { rating: Number(data.get("rating")) };
@@ -35,6 +36,46 @@ export function setupEndedView({ ui, t, lang, log, sendControl }) {
     });
     ui.survey.hidden = true;
     ui.surveyThanks.textContent = t("survey_thanks");
+  });
+
+  // "Delete this conversation": after a confirmation, `forget` deletes it from the server now.
+  function closeForget() {
+    ui.forgetConfirm.hidden = true;
+    ui.forget.setAttribute("aria-expanded", "false");
+  }
+
+  ui.forget.addEventListener("click", () => {
+    const open = ui.forgetConfirm.hidden;
+    ui.forgetConfirm.hidden = !open;
+    ui.forget.setAttribute("aria-expanded", String(open));
+    if (open) ui.forgetNo.focus();
+  });
+
+  ui.forgetNo.addEventListener("click", () => {
+    closeForget();
+    ui.forget.focus();
+  });
+
+  ui.forgetYes.addEventListener("click", () => {
+    closeForget();
+    ui.forget.disabled = true;
+    ui.forgetStatus.textContent = t("forget_busy");
+    sendControl(
+      { type: "forget" },
+      (message) => {
+        ui.forget.disabled = false;
+        ui.forgetStatus.textContent = t("forget_failed", { message });
+        ui.forget.focus();
+      },
+      () => {
+        log.clear();
+        ui.survey.hidden = true;
+        ui.save.hidden = true;
+        ui.forget.hidden = true;
+        ui.forgetStatus.textContent = t("forget_done");
+        onForgotten();
+      },
+    );
   });
 
   ui.save.addEventListener("click", () => {

@@ -59,6 +59,12 @@ const ui = {
   surveyError: $("#survey-error"),
   surveyThanks: $("#survey-thanks"),
   save: $("#save"),
+  forgetArea: $("#forget-area"),
+  forget: $("#forget"),
+  forgetConfirm: $("#forget-confirm"),
+  forgetYes: $("#forget-yes"),
+  forgetNo: $("#forget-no"),
+  forgetStatus: $("#forget-status"),
   newChat: $("#new-chat"),
   emergency: $(".emergency"),
   emergencyText: $("#emergency-text"),
@@ -77,7 +83,7 @@ let config = { text_max_chars: 2000, topics: [] };
 const outbox = new Map();
 /** Frames (leave, survey) to send once the current connection is welcomed. */
 const afterWelcome = [];
-/** ref → {frame, onRefused} for control frames without an answer yet. */
+/** ref → {frame, onRefused, onDone} for control frames without an answer yet. */
 const controlRefs = new Map();
 let welcomed = false;
 let pendingHello = null;
@@ -171,10 +177,10 @@ function sendHello() {
 }
 
 /** A frame that needs a welcomed connection (leave, survey); kept until then. */
-function sendControl(frame, onRefused) {
+function sendControl(frame, onRefused, onDone) {
   const ref = newRef();
   const withRef = { ...frame, ref };
-  controlRefs.set(ref, { frame: withRef, onRefused: onRefused || (() => {}) });
+  controlRefs.set(ref, { frame: withRef, onRefused: onRefused || (() => {}), onDone: onDone || (() => {}) });
   if (welcomed && send(withRef)) return;
   afterWelcome.push(withRef);
   if (socket.state === "stopped" && session.token) socket.connect();
@@ -292,7 +298,9 @@ socket.on("ack", (f) => {
     outbox.delete(f.ref);
     log.confirm(f.ref, f.seq, f.ts);
   }
+  const control = controlRefs.get(f.ref);
   controlRefs.delete(f.ref);
+  control?.onDone();
 });
 
 socket.on("typing", (f) => {
@@ -409,6 +417,9 @@ function showComposerError(text) {
 
 function showEnded(reason) {
   clearTimeout(leaveTimer);
+  // Already showing the end (a reconnect to send the survey or `forget` is told `ended` again):
+  // keep what the visitor did on this screen.
+  if (phase === "ended") return;
   const hadCounsellor = Boolean(session.hadCounsellor);
   let key = `ended_${reason}`;
   if (reason === "visitor_left" && !hadCounsellor) key = "ended_left_queue";
@@ -422,6 +433,13 @@ function showEnded(reason) {
   ui.survey.hidden = !hadCounsellor || reason === "blocked";
   ui.surveyThanks.textContent = "";
   ui.save.hidden = log.messages().length === 0;
+  // a blocked visitor has no conversation to delete (and no connection to ask with)
+  ui.forgetArea.hidden = reason === "blocked";
+  ui.forget.hidden = false;
+  ui.forget.disabled = false;
+  ui.forgetConfirm.hidden = true;
+  ui.forget.setAttribute("aria-expanded", "false");
+  ui.forgetStatus.textContent = "";
   setPhase("ended");
   ui.ended.querySelector("h2").setAttribute("tabindex", "-1");
   ui.ended.querySelector("h2").focus();
@@ -533,7 +551,18 @@ ui.endYes.addEventListener("click", () => {
   }, LEAVE_FALLBACK_MS);
 });
 
-setupEndedView({ ui, t, lang, log, sendControl });
+setupEndedView({
+  ui,
+  t,
+  lang,
+  log,
+  sendControl,
+  onForgotten: () => {
+    // nothing left to resume or to send
+    socket.stop();
+    clearSession();
+  },
+});
 
 ui.newChat.addEventListener("click", () => {
   socket.stop();

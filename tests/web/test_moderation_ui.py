@@ -66,3 +66,33 @@ async def test_supervisor_sees_flags_when_watching(pages: Any, site: LiveServer)
     await supervisor.get_by_role("button", name=re.compile("Meekijken.*Regen")).click()
     flagged = supervisor.get_by_role("log").get_by_test_id("message").filter(has_text="ik wil dood")
     await expect(flagged.get_by_test_id("message-flags")).to_contain_text("crisis")
+
+
+async def test_visitor_deletes_the_conversation(pages: Any, site: LiveServer) -> None:
+    """After the end, "Wis dit gesprek" (confirmed) deletes it: the review API answers 404."""
+    visitor, counsellor = await chat_between(pages, site, "Wisser")
+    await visitor.get_by_label("Bericht").fill("dit mag weg")
+    await visitor.get_by_label("Bericht").press("Enter")
+    await expect(counsellor.get_by_role("log")).to_contain_text("dit mag weg")
+    conv = await counsellor.get_by_role("tab").first.get_attribute("data-conversation-id")
+    await visitor.get_by_role("button", name="Gesprek beëindigen").click()
+    await visitor.get_by_test_id("end-yes").click()
+    await expect(visitor.get_by_test_id("ended")).to_be_visible()
+    review = f"{site.base}/api/conversations/{conv}"
+    before = await counsellor.request.get(review)
+    assert before.status == 200, await before.text()
+    assert "dit mag weg" in await before.text()
+    forget = visitor.get_by_role("button", name="Wis dit gesprek")
+    await forget.click()
+    await expect(visitor.get_by_test_id("forget-confirm")).to_be_visible()
+    await shoot(visitor, "visitor-forget-confirm")
+    await visitor.get_by_role("button", name="Nee, bewaar het").click()
+    await expect(visitor.get_by_test_id("forget-confirm")).to_be_hidden()
+    assert (await counsellor.request.get(review)).status == 200
+    await forget.click()
+    await visitor.get_by_role("button", name="Ja, wis het gesprek").click()
+    await expect(visitor.get_by_test_id("forget-status")).to_contain_text("gewist")
+    after = await counsellor.request.get(review)
+    assert after.status == 404, await after.text()
+    assert "dit mag weg" not in await visitor.content()
+    assert await visitor.evaluate("sessionStorage.length") == 0
