@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -28,30 +29,59 @@ def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
 
 
 class AddressHasher:
-    def __init__(self, store: Store) -> None:
+    """Keyed hashes of client addresses; ``clock`` (Unix seconds) picks the day's secret."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.clock = clock
         self._secrets: dict[str, bytes] = {}
         #: Used only while Redis cannot be reached: hashes then differ between processes.
         self._fallback = secrets.token_bytes(32)
 
-    async def _secret(self, day: str) -> bytes:
+    async def _secret(self, day: str, *, make: bool = True) -> bytes | None:
         cached = self._secrets.get(day)
         if cached is not None:
             return cached
         key = self.store.keys.address_secret(day)
-        await self.store.rb.set(key, secrets.token_bytes(32), nx=True, ex=48 * 3600)
+        if make:
+            await self.store.rb.set(key, secrets.token_bytes(32), nx=True, ex=48 * 3600)
         value = await self.store.rb.get(key)
-        assert isinstance(value, bytes)
-        self._secrets = {day: value}  # keep only today's
+        if not isinstance(value, bytes):
+            return None
+        self._secrets[day] = value
+        for old in sorted(self._secrets)[:-2]:  # keep today's and yesterday's only
+            del self._secrets[old]
         return value
 
+    @staticmethod
+    def _day(now: float) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(now))
+
     async def hash(self, address: str, now: float | None = None) -> str:
-        day = time.strftime("%Y-%m-%d", time.gmtime(now if now is not None else time.time()))
+        """Today's hash (UTC day): what counts and new blocks are keyed by."""
+        day = self._day(now if now is not None else self.clock())
         try:
-            secret = await self._secret(day)
+            secret = await self._secret(day) or self._fallback
         except (RedisError, OSError):
             secret = self._fallback
-        return hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:24]
+        return _digest(secret, address)
+
+    async def recent(self, address: str) -> list[str]:
+        """Today's and yesterday's hash: a block made yesterday is keyed by yesterday's
+        secret, so checks look at both (a block never outlives 24 h for a network)."""
+        now = self.clock()
+        hashes = [await self.hash(address, now)]
+        try:
+            yesterday = await self._secret(self._day(now - 86400), make=False)
+        except (RedisError, OSError):
+            yesterday = None
+        if yesterday is not None:
+            hashes.append(_digest(yesterday, address))
+        return hashes
+
+
+def _digest(secret: bytes, address: str) -> str:
+    return hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 class ConnectionCounter:

@@ -85,6 +85,8 @@ class Hello:
     resume: str | None
     last_seq: int
     ref: str | None = None
+    #: The resume token of this browser's last chat, sent after a block (1008).
+    previous_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,7 @@ def _hello(obj: Mapping[str, Any], limit: int) -> Hello:
         resume=resume,
         last_seq=last_seq,
         ref=_ref(obj),
+        previous_token=_get(obj, "previous_token", str, max_len=128),
     )
 
 

@@ -166,10 +166,14 @@ async def _started(session: StaffSession, conn: Connection) -> bool:
     return True
 
 
-async def _blocked(request: web.Request, address: str) -> bool:
-    """Whether this network is blocked; open when the store cannot say (help comes first)."""
+async def _blocked(request: web.Request) -> bool:
+    """Whether this network is blocked (by today's or yesterday's address hash); open when
+    the store cannot say (help comes first)."""
+    address = client_address(request, request.app[SETTINGS].server.trust_forwarded_for)
     try:
-        return await request.app[STORE].is_blocked(address=address)
+        return await request.app[STORE].is_blocked(
+            addresses=await request.app[ADDRESSES].recent(address)
+        )
     except (RedisError, OSError):
         return False
 
@@ -187,7 +191,7 @@ async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
         await session.handle(parse_visitor(obj, limit))
 
     try:
-        if admitted and await _blocked(request, address):
+        if admitted and await _blocked(request):
             conn.close(CloseCode.POLICY, "blocked")
         elif admitted:
             await _pump(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -728,11 +729,11 @@ class Store:
 
     # -- blocks (hashed addresses and resume tokens only) ---------------------------------
     async def is_blocked(
-        self, *, address: str | None = None, token_hash: str | None = None
+        self, *, addresses: Sequence[str] = (), token_hash: str | None = None
     ) -> bool:
-        keys = []
-        if address:
-            keys.append(self.keys.blocked_address(address))
+        """Whether any of these address hashes (today's and yesterday's: the secret
+        rotates daily) or this resume-token hash is blocked."""
+        keys = [self.keys.blocked_address(a) for a in addresses if a]
         if token_hash:
             keys.append(self.keys.blocked_token(token_hash))
         return bool(keys) and bool(await self.r.exists(*keys))

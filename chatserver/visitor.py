@@ -90,6 +90,11 @@ class VisitorSession:
         if self.link is not None:
             raise FrameError(ErrorCode.CONFLICT, "hello was already sent")
         self.lang = frame.lang
+        if frame.previous_token and await self.store.is_blocked(
+            token_hash=token_hash(frame.previous_token)
+        ):
+            self.conn.close(1008, "blocked")  # the browser of a blocked chat, new or resumed
+            return
         if frame.resume is not None:
             await self._resume(frame)
             return

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 import websockets
 
+from chatserver.appkeys import ADDRESSES
 from tests.chatserver.test_errors import custom_server
 from tests.chatserver.test_supervision import chatting
 from tests.helpers import Client, LiveServer
@@ -260,3 +261,65 @@ async def test_absolute_limit_closes_an_active_staff_socket(
             assert await _closed_code(tab) == 4401
         finally:
             typing.cancel()
+
+
+async def _block_one(live: LiveServer) -> str:
+    """Chat from the default address and block it; returns the blocked resume token."""
+    visitor, counsellor, conv = await chatting(live, "Lastig")
+    token = next(f for f in visitor.seen if f["type"] == "welcome")["resume_token"]
+    await counsellor.send({"type": "block", "conversation_id": conv})
+    assert (await visitor.expect("ended"))["reason"] == "blocked"
+    assert await _closed_code(visitor) == 1008
+    return str(token)
+
+
+async def test_network_block_outlives_the_daily_secret_rotation(
+    redis_url: str, key_prefix: str
+) -> None:
+    """A network blocked at 23:50 UTC is still blocked at 00:20, after the secret rotated."""
+    import calendar
+
+    async with custom_server(redis_url, key_prefix) as live:
+        clock = [float(calendar.timegm((2026, 3, 1, 23, 50, 0)))]
+        live.app[ADDRESSES].clock = lambda: clock[0]
+        await _block_one(live)
+        clock[0] += 30 * 60  # 00:20 the next day: a new secret, a new hash
+        again = await live.connect()
+        assert await _closed_code(again, 5) == 1008
+        clock[0] += 86400  # two days later the old hash is no longer checked
+        fresh = await live.connect()
+        await fresh.send({"type": "hello", "nickname": "Nieuw"})
+        await fresh.expect("welcome")
+
+
+async def test_blocked_browser_is_refused_from_another_network(
+    redis_url: str, key_prefix: str
+) -> None:
+    """hello with a blocked previous_token is refused (1008) from any address; without it,
+    or once the block has expired, hello is welcomed."""
+    async with custom_server(
+        redis_url,
+        key_prefix,
+        server={"trust_forwarded_for": True},
+        limits={"block_hours": 2 / 3600},
+    ) as live:
+        token = await _block_one(live)
+        elsewhere = {"X-Forwarded-For": "203.0.113.9"}
+        refused = await live.connect(headers=elsewhere)
+        await refused.send({"type": "hello", "nickname": "Weer", "previous_token": token})
+        assert await _closed_code(refused, 5) == 1008
+        other = await live.connect(headers=elsewhere)
+        await other.send({"type": "hello", "nickname": "Ander"})
+        await other.expect("welcome")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while True:  # the block lasts block_hours (2 s here), then the browser is welcome
+            later = await live.connect(headers={"X-Forwarded-For": "198.51.100.7"})
+            await later.send({"type": "hello", "nickname": "Later", "previous_token": token})
+            try:
+                await later.expect("welcome", 3)
+                break
+            except websockets.ConnectionClosed:
+                assert later.ws.close_code == 1008
+                assert loop.time() < deadline, "the block never expired"
+                await asyncio.sleep(0.5)
