@@ -247,6 +247,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     from chatserver.retention import purge
 
+    configure_logging("warning")  # log lines go to stderr; stdout is the JSON answer
+
     async def run(store: Store, settings: Settings) -> None:
         n = await purge(store, time.time(), settings.retention.transcripts_days)
         print(json.dumps({"purged": n}))

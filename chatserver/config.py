@@ -24,6 +24,9 @@ class ServerSettings:
     #: Behind a reverse proxy: take the client address from X-Forwarded-For (last hop).
     trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = 5.0
+    #: Entries (``hello.entry``, the referring site) counted by name in the statistics;
+    #: empty: any label of ``[a-z0-9-]{1,40}``. Anything else is counted as "other".
+    allowed_entries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class RetentionSettings:
     transcripts_days: float = 30.0
     #: Anonymous facts (times, counts, topic, rating) for statistics.
     statistics_days: float = 730.0
+    #: How often the purge runs (once per interval across all processes).
+    purge_interval_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -8,117 +8,169 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from datetime import UTC, date, datetime, timedelta
+import re
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from chatserver import stats
+from chatserver import insight_pages, stats
 from chatserver.appkeys import SETTINGS, STORE
+from chatserver.config import Settings
 from chatserver.review import error, staff_or_error
-from chatserver.store import Store
+from chatserver.store import WAIT_BUCKETS, Store
 from moderation import redact
 
 NO_STORE = {"Cache-Control": "no-store"}
-WAIT_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+DEFAULT_DAYS = 30
+MAX_DAYS = 3660
+STAFF_STATES = ("available", "paused", "wrapup", "offline")
 
 
-def _period(request: web.Request) -> tuple[float, float] | web.Response:
+def zone_of(settings: Settings) -> ZoneInfo:
+    """The helpline's time zone: ``[hours] timezone`` (default Europe/Amsterdam)."""
+    return ZoneInfo(str((settings.hours or {}).get("timezone", "Europe/Amsterdam")))
+
+
+def _lang(request: web.Request) -> str:
+    return "en" if request.query.get("lang") == "en" else "nl"
+
+
+class Period:
+    """Whole local days ``start``..``end`` (inclusive) in the helpline's time zone."""
+
+    def __init__(self, start: date, end: date, zone: ZoneInfo) -> None:
+        self.start, self.end, self.zone = start, end, zone
+        self.begin = datetime.combine(start, datetime.min.time(), zone).timestamp()
+        self.finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
+        self.finish_ts = self.finish.timestamp()
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "timezone": str(self.zone),
+        }
+
+
+def _period(request: web.Request) -> Period | web.Response:
+    zone = zone_of(request.app[SETTINGS])
     try:
         end = (
             date.fromisoformat(request.query["to"])
-            if "to" in request.query
-            else (datetime.now(UTC).date())
+            if request.query.get("to")
+            else datetime.now(zone).date()
         )
         start = (
             date.fromisoformat(request.query["from"])
-            if "from" in request.query
-            else (end - timedelta(days=30))
+            if request.query.get("from")
+            else end - timedelta(days=DEFAULT_DAYS - 1)
         )
     except ValueError:
-        return error(400, "invalid", "from/to must be YYYY-MM-DD")
-    begin = datetime.combine(start, datetime.min.time(), UTC).timestamp()
-    finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).timestamp()
-    return begin, finish
+        return error(400, "invalid", "from/to must be dates: YYYY-MM-DD")
+    if start > end:
+        return error(400, "invalid", "from must not be after to")
+    if (end - start).days > MAX_DAYS:
+        return error(400, "invalid", f"a period is at most {MAX_DAYS} days")
+    return Period(start, end, zone)
 
 
-async def _stats(request: web.Request) -> dict[str, Any] | web.Response:
+async def _stats(request: web.Request) -> tuple[dict[str, Any], Period] | web.Response:
     member = await staff_or_error(request, lambda m: m.reads_statistics)
     if isinstance(member, web.Response):
         return member
     period = _period(request)
     if isinstance(period, web.Response):
         return period
-    facts = await request.app[STORE].facts_between(*period)
-    return stats.compute(facts)
+    settings = request.app[SETTINGS]
+    facts = await request.app[STORE].facts_between(period.begin, period.finish_ts)
+    result = stats.compute(facts, period.zone, settings.server.allowed_entries)
+    return {"period": period.describe(), **result}, period
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    result = await _stats(request)
-    if isinstance(result, web.Response):
-        return result
-    return web.json_response(result, headers=NO_STORE)
+    got = await _stats(request)
+    if isinstance(got, web.Response):
+        return got
+    return web.json_response(got[0], headers=NO_STORE)
 
 
 async def get_stats_csv(request: web.Request) -> web.Response:
-    result = await _stats(request)
-    if isinstance(result, web.Response):
-        return result
+    got = await _stats(request)
+    if isinstance(got, web.Response):
+        return got
+    result, period = got
     out = io.StringIO()
-    csv.writer(out).writerows(stats.csv_rows(result))
+    csv.writer(out, lineterminator="\n").writerows(stats.csv_rows(result))
+    name = f"chat-statistics-{period.start.isoformat()}-{period.end.isoformat()}.csv"
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",
-        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="chat-statistics.csv"'},
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
 async def get_chart(request: web.Request) -> web.Response:
-    result = await _stats(request)
-    if isinstance(result, web.Response):
-        return result
     name = request.match_info["name"]
-    if name == "per-day":
-        svg = stats.bar_chart_svg("Gesprekken per dag / conversations per day", result["per_day"])
-    elif name == "topics":
-        svg = stats.bar_chart_svg("Onderwerpen / topics", result["topics"])
-    elif name == "hour-of-week":
-        by_hour = {f"{h:02d}": sum(day[h] for day in result["per_hour_of_week"]) for h in range(24)}
-        svg = stats.bar_chart_svg("Gesprekken per uur / conversations per hour", by_hour)
-    else:
+    if name not in ("per-day", "topics", "hour-of-week"):
         return error(404, "not_found", "no such chart")
+    got = await _stats(request)
+    if isinstance(got, web.Response):
+        return got
+    result = got[0]
+    title = insight_pages.chart_title(name, _lang(request))
+    if name == "per-day":
+        data = result["per_day"]
+    elif name == "topics":
+        data = result["topics"]
+    else:
+        data = {f"{h:02d}": sum(day[h] for day in result["per_hour_of_week"]) for h in range(24)}
+    svg = stats.bar_chart_svg(title, data)
     return web.Response(text=svg, content_type="image/svg+xml", headers=NO_STORE)
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    member = await staff_or_error(request, lambda m: m.reads_statistics)
-    if isinstance(member, web.Response):
-        return member
-    query = request.query_string
-    charts = "".join(
-        f'<figure><img src="/api/stats/chart/{n}.svg?{query}" alt="{alt}"></figure>'
-        for n, alt in (
-            ("per-day", "Gesprekken per dag"),
-            ("hour-of-week", "Gesprekken per uur"),
-            ("topics", "Onderwerpen"),
-        )
-    )
-    body = (
-        f'<!doctype html><html lang="nl"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>Statistieken</title><link rel="stylesheet" href="/static/common/base.css">'
-        f"</head><body><main><h1>Statistieken</h1>"
-        f'<p><a href="/api/stats?{query}">JSON</a> · <a href="/api/stats.csv?{query}">CSV</a>'
-        f"</p>{charts}</main></body></html>"
+    got = await _stats(request)
+    if isinstance(got, web.Response):
+        return got
+    result, period = got
+    body = insight_pages.stats_page(
+        result, period.start, period.end, str(period.zone), _lang(request)
     )
     return web.Response(text=body, content_type="text/html", headers=NO_STORE)
 
 
+async def stylesheet(request: web.Request) -> web.Response:
+    return web.Response(text=insight_pages.STYLESHEET, content_type="text/css")
+
+
+ROLE_NAMES = {"visitor": "Bezoeker", "counsellor": "Hulpverlener", "system": "Systeem"}
+STAFF_ROLE_NAMES = {"counsellor": "Hulpverlener", "supervisor": "Begeleider", "admin": "Begeleider"}
+
+
+def name_replacer(names: dict[str, str]) -> re.Pattern[str] | None:
+    """One case-insensitive, word-bounded pattern for every name (longest first)."""
+    usable = sorted((n for n in names if len(n.strip()) >= 2), key=len, reverse=True)
+    if not usable:
+        return None
+    alternatives = "|".join(re.escape(n.strip()) for n in usable)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def anonymise(text: str, pattern: re.Pattern[str] | None, names: dict[str, str]) -> str:
+    """Moderation redaction, then every known name replaced by its role."""
+    text = redact(text)
+    if pattern is None:
+        return text
+    lookup = {n.strip().casefold(): role for n, role in names.items()}
+    return pattern.sub(lambda m: lookup.get(m.group(0).casefold(), "[naam]"), text)
+
+
 async def export(request: web.Request) -> web.Response:
-    """Ended conversations for training: personal data redacted, nicknames replaced by roles."""
+    """Ended conversations for training: personal data redacted, names replaced by roles."""
     member = await staff_or_error(request, lambda m: m.supervises)
     if isinstance(member, web.Response):
         return member
@@ -126,12 +178,23 @@ async def export(request: web.Request) -> web.Response:
     if isinstance(period, web.Response):
         return period
     store = request.app[STORE]
+    staff_names: dict[str, str] = {}
+    for account in await store.all_accounts():
+        role = STAFF_ROLE_NAMES.get(account.get("role", ""), "Hulpverlener")
+        for name in (account.get("display_name", ""), account.get("username", "")):
+            if name:
+                staff_names[name] = role
     out = []
-    for conv in await store.ended_ids(*period):
+    for conv in await store.ended_ids(period.begin, period.finish_ts):
         meta = await store.conversation(conv)
         if meta is None:
             continue  # text already past retention
-        role = {"visitor": "Bezoeker", "counsellor": "Hulpverlener", "system": "Systeem"}
+        names = dict(staff_names)
+        if meta.get("counsellor_name"):
+            names[meta["counsellor_name"]] = "Hulpverlener"
+        if meta.get("nickname"):
+            names[meta["nickname"]] = "Bezoeker"
+        pattern = name_replacer(names)
         out.append(
             {
                 "topic": meta.get("topic") or None,
@@ -139,8 +202,8 @@ async def export(request: web.Request) -> web.Response:
                     {
                         "seq": m.seq,
                         "from": m.sender,
-                        "author": role.get(m.sender, m.sender),
-                        "text": redact(m.text),
+                        "author": ROLE_NAMES.get(m.sender, "Hulpverlener"),
+                        "text": anonymise(m.text, pattern, names),
                     }
                     for m in await store.messages(conv)
                 ],
@@ -152,85 +215,40 @@ async def export(request: web.Request) -> web.Response:
     return web.json_response({"conversations": out}, headers=NO_STORE)
 
 
-PRIVACY = {
-    "nl": (
-        "Privacyverklaring",
-        [
-            "Je kiest alleen een bijnaam. We vragen niets anders over je.",
-            "We bewaren geen IP-adressen. Om misbruik te stoppen gebruiken we hooguit 24 uur een "
-            "versleutelde code van je netwerk, nooit het adres zelf.",
-            "Je gesprek (berichten en bijnaam) wordt {days} dagen na het einde gewist. Je kunt het "
-            "ook zelf meteen laten wissen na het gesprek.",
-            "Persoonlijke gegevens in je berichten (telefoonnummer, e-mail, adres, rekeningnummer, "
-            "links) worden onherkenbaar gemaakt voordat we iets bewaren.",
-            "Voor statistiek bewaren we {stats_days} dagen alleen anonieme gegevens: tijden, "
-            "onderwerp en je beoordeling. Nooit wat je schreef.",
-            "Je browser onthoudt je gesprek alleen in dit tabblad (sessionStorage), niet daarna.",
-            "Hulpverleners en hun begeleiders lezen mee om je goed te helpen; dat wordt "
-            "vastgelegd.",
-            "We gebruiken geen cookies voor bezoekers, geen tracking en geen diensten van anderen.",
-        ],
-    ),
-    "en": (
-        "Privacy statement",
-        [
-            "You only pick a nickname. We ask nothing else about you.",
-            "We keep no IP addresses. To stop abuse we use, for at most 24 hours, a scrambled "
-            "code of your network, never the address itself.",
-            "Your conversation (messages and nickname) is deleted {days} days after it ends. You "
-            "can also have it deleted yourself right after the chat.",
-            "Personal details in your messages (phone number, e-mail, address, bank account, "
-            "links) are made unrecognisable before anything is stored.",
-            "For statistics we keep only anonymous facts for {stats_days} days: times, topic and "
-            "your rating. Never what you wrote.",
-            "Your browser remembers your chat only in this tab (sessionStorage), not after.",
-            "Counsellors and their supervisors read along to help you well; that is recorded.",
-            "We use no cookies for visitors, no tracking and no services of others.",
-        ],
-    ),
-}
-
-
 async def privacy(request: web.Request) -> web.Response:
-    lang = "en" if request.query.get("lang") == "en" else "nl"
     retention = request.app[SETTINGS].retention
-    title, lines = PRIVACY[lang]
-    days, stats_days = f"{retention.transcripts_days:g}", f"{retention.statistics_days:g}"
-    items = "".join(f"<li>{line.format(days=days, stats_days=stats_days)}</li>" for line in lines)
-    body = (
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{title}</title><link rel="stylesheet" href="/static/common/base.css">'
-        f"</head><body><main><h1>{title}</h1><ul>{items}</ul>"
-        f'<p><a href="/?lang={lang}">Terug / Back</a></p></main></body></html>'
+    body = insight_pages.privacy_page(
+        _lang(request), retention.transcripts_days, retention.statistics_days
     )
     return web.Response(text=body, content_type="text/html", headers=NO_STORE)
 
 
 class StoreCollector:
-    """Metrics read from Redis at scrape time: right across processes and machines."""
+    """Metrics read from Redis at scrape time: right across processes and machines.
 
-    def __init__(self, store: Store, now: float) -> None:
+    Counters and the wait histogram are cumulative values kept in Redis (incremented once
+    when the event happens), so they never go down, whichever process answers.
+    """
+
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.values: dict[str, Any] = {}
-        self.now = now
 
     async def load(self) -> None:
         s, k = self.store, self.store.keys
         states: dict[str, int] = {}
-        for account in await s.all_accounts():
-            state = (await s.staff_state(account["id"])).get("state", "offline")
-            states[state] = states.get(state, 0) + 1
+        accounts = await s.all_accounts()
+        pipe = s.r.pipeline(transaction=False)
+        for account in accounts:
+            pipe.hget(k.staff_state(account["id"]), "state")
+        for state in await pipe.execute() if accounts else []:
+            states[state or "offline"] = states.get(state or "offline", 0) + 1
         self.values = {
             "waiting": await s.waiting_count(),
             "active": int(await s.r.scard(k.active)),
             "states": states,
             "counters": await s.counters(),
-            "waits": [
-                float(f["waited"])
-                for f in await s.facts_between(self.now - 86400, self.now)
-                if f.get("abandoned") != "1" and f.get("waited")
-            ],
+            "waits": await s.wait_histogram(),
         }
 
     def collect(self) -> Any:
@@ -240,7 +258,7 @@ class StoreCollector:
             "chat_conversations_active", "Conversations going on now", v["active"]
         )
         staff = GaugeMetricFamily("chat_counsellors", "Staff by state", labels=["state"])
-        for state in ("available", "paused", "offline"):
+        for state in sorted(set(STAFF_STATES) | set(v["states"])):
             staff.add_metric([state], v["states"].get(state, 0))
         yield staff
         counters = v["counters"]
@@ -252,19 +270,29 @@ class StoreCollector:
             if name.startswith("rejected:"):
                 rejected.add_metric([name.split(":", 1)[1]], count)
         yield rejected
-        waits = sorted(v["waits"])
-        buckets = [(str(b), sum(1 for w in waits if w <= b)) for b in WAIT_BUCKETS]
-        buckets.append(("+Inf", len(waits)))
+        yield CounterMetricFamily(
+            "chat_purge_runs",
+            "Retention purges run (one per interval)",
+            counters.get("purge_runs", 0),
+        )
+        yield CounterMetricFamily(
+            "chat_conversations_purged",
+            "Conversations whose text retention deleted",
+            counters.get("purged_conversations", 0),
+        )
+        waits = v["waits"]
+        buckets = [(repr(b), waits["buckets"].get(repr(b), 0)) for b in WAIT_BUCKETS]
+        buckets.append(("+Inf", waits["count"]))
         yield HistogramMetricFamily(
             "chat_wait_seconds",
-            "Waits of visitors helped, last 24 h",
+            "Waits of visitors helped (from joining the queue to a counsellor)",
             buckets=buckets,
-            sum_value=sum(waits),
+            sum_value=waits["sum"],
         )
 
 
 async def metrics(request: web.Request) -> web.Response:
-    collector = StoreCollector(request.app[STORE], time.time())
+    collector = StoreCollector(request.app[STORE])
     await collector.load()
     registry = CollectorRegistry()
     registry.register(collector)
@@ -279,6 +307,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/stats.csv", get_stats_csv)
     app.router.add_get("/api/stats/chart/{name}.svg", get_chart)
     app.router.add_get("/stats", stats_page)
+    app.router.add_get(insight_pages.STYLESHEET_PATH, stylesheet)
     app.router.add_get("/api/export", export)
     app.router.add_get("/privacy", privacy)
     app.router.add_get("/metrics", metrics)

@@ -51,7 +51,13 @@ class Keys:
 
     @property
     def retention_lock(self) -> str:
+        """The last purge slot (interval number) taken by a process: one run per slot."""
         return self._g("retention-lock")
+
+    @property
+    def retention_log(self) -> str:
+        """Recent purge runs, newest first: ``slot:node`` (for operators and tests)."""
+        return self._g("retention-log")
 
     @property
     def outcomes(self) -> str:
@@ -74,6 +80,11 @@ class Keys:
     def fact(self, conversation_id: str) -> str:
         """Anonymous facts of one ended conversation: times, topic, rating; no text."""
         return self._g(f"fact:{conversation_id}")
+
+    @property
+    def wait_histogram(self) -> str:
+        """Cumulative bucket counts, count and sum of helped visitors' waits (/metrics)."""
+        return self._g("wait-histogram")
 
     @property
     def counters(self) -> str:

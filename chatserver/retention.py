@@ -1,66 +1,115 @@
 """Retention: message text and nicknames are deleted ``transcripts_days`` after a
 conversation ends; the anonymous facts stay (``statistics_days``).
 
-One background job in every process, but each interval's work is done once: a Redis lock
-(``SET NX PX``) picks one process, and a cursor (the end time purged up to) means nothing is
-done twice and nothing is missed, even across restarts. ``chatserver purge`` runs it now;
-a visitor's ``forget`` deletes their own conversation at once.
+One background job in every process, but each interval's work is done once: time is cut
+into slots of ``purge_interval_seconds`` (wall clock, shared by all machines), and a
+compare-and-set on the last slot taken (a Lua script) lets exactly one process run each
+slot. A cursor (the end time purged up to, only ever raised) means a slot that nobody ran
+leaves no work behind: the next run does it. The purge itself is idempotent and safe to run
+at the same time as another (``chatserver purge`` runs it now, beside the job): deleting
+twice is harmless, and a conversation counts as purged only for the run that deleted it.
+A visitor's ``forget`` deletes their own conversation at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
+import time
 from collections.abc import Callable
 from typing import cast
 
 import structlog
 from redis.exceptions import RedisError
 
+from chatserver.config import RetentionSettings
 from chatserver.store import Store
 
 log = structlog.get_logger("chatserver.retention")
 DAY = 86400.0
 
+#: KEYS[1] cursor. ARGV[1] new cutoff. Raise the cursor, never lower it.
+RAISE_CURSOR = """
+local current = redis.call('GET', KEYS[1])
+if current == false or tonumber(current) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
 
-async def forget_conversation(store: Store, conversation_id: str) -> None:
-    """Delete a conversation's text, whispers, comments and nickname; keep its anonymous fact."""
+#: KEYS[1] last slot taken, KEYS[2] run log, KEYS[3] counters. ARGV[1] slot, ARGV[2] node.
+TAKE_SLOT = """
+local last = redis.call('GET', KEYS[1])
+if last ~= false and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, 99)
+redis.call('HINCRBY', KEYS[3], 'purge_runs', 1)
+return 1
+"""
+
+
+async def forget_conversation(store: Store, conversation_id: str) -> bool:
+    """Delete a conversation's text, whispers, comments and nickname; keep its anonymous
+    fact. True when this call deleted the conversation (False: it was gone already)."""
     k = store.keys
+    deleted = bool(await store.r.delete(k.conversation(conversation_id)))
     await store.rb.delete(
         k.messages(conversation_id),
         k.refs(conversation_id),
         k.whispers(conversation_id),
         k.comments(conversation_id),
     )
-    await store.r.delete(
-        k.conversation(conversation_id),
-        k.watchers(conversation_id),
-        k.participants(conversation_id),
-    )
+    await store.r.delete(k.watchers(conversation_id), k.participants(conversation_id))
+    return deleted
 
 
 async def purge(store: Store, now: float, transcripts_days: float) -> int:
-    """Delete everything due; returns how many conversations were purged."""
+    """Delete everything due; returns how many conversations this run purged."""
     k = store.keys
     cutoff = now - transcripts_days * DAY
-    start = float(cast(str | None, await store.r.get(k.retention_cursor)) or "-inf")
-    due = cast(list[str], await store.r.zrangebyscore(k.facts, f"({start}", cutoff))
+    start = cast(str | None, await store.r.get(k.retention_cursor))
+    low = f"({start}" if start is not None else "-inf"
+    due = cast(list[str], await store.r.zrangebyscore(k.facts, low, cutoff))
+    purged = 0
     for conv in due:
-        await forget_conversation(store, conv)
-    await store.r.set(k.retention_cursor, repr(cutoff))
-    if due:
-        log.info("purged", conversations=len(due))
-    return len(due)
+        purged += await forget_conversation(store, conv)
+    await store.r.eval(RAISE_CURSOR, 1, k.retention_cursor, repr(cutoff))
+    if purged:
+        await store.count("purged_conversations", purged)
+        log.info("purged", conversations=purged)
+    return purged
+
+
+async def take_slot(store: Store, slot: int, node: str) -> bool:
+    """True for exactly one caller per slot (and never for a slot older than one taken)."""
+    k = store.keys
+    return bool(
+        await store.r.eval(TAKE_SLOT, 3, k.retention_lock, k.retention_log, k.counters, slot, node)
+    )
 
 
 async def retention_loop(
-    store: Store, transcripts_days: float, clock: Callable[[], float], interval: float = 3600.0
+    store: Store,
+    settings: RetentionSettings,
+    clock: Callable[[], float],
+    wall: Callable[[], float] = time.time,
 ) -> None:
-    """Once per interval across all processes: whoever takes the lock does the work."""
+    """At each slot boundary every process tries; the one that takes the slot purges.
+
+    ``clock`` is the service clock (what "now" is for retention); ``wall`` cuts the slots.
+    """
+    interval = max(0.05, settings.purge_interval_seconds)
     me = secrets.token_hex(8)
     while True:
-        with contextlib.suppress(RedisError):
-            if await store.r.set(store.keys.retention_lock, me, nx=True, px=int(interval * 1000)):
-                await purge(store, clock(), transcripts_days)
-        await asyncio.sleep(interval)
+        now = wall()
+        target = int(now // interval) + 1
+        await asyncio.sleep(target * interval - now)
+        slot = max(target, int(wall() // interval))  # a timer may fire a hair early
+        try:
+            if await take_slot(store, slot, me):
+                await purge(store, clock(), settings.transcripts_days)
+        except RedisError as exc:
+            log.warning("purge_failed", error=type(exc).__name__)
+        except Exception:
+            log.exception("purge_crashed")

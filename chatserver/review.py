@@ -113,7 +113,7 @@ async def read_conversation(request: web.Request) -> web.Response:
             "topic": meta.get("topic") or None,
             "reason": meta.get("reason"),
             "wrapup_topics": [t for t in meta.get("wrapup_topics", "").split(",") if t],
-            "wrapup_note": meta.get("wrapup_note") or None,
+            "wrapup_note": redact(meta["wrapup_note"]) if meta.get("wrapup_note") else None,
             "messages": messages,
             "comments": await store.comments(conv),
         },

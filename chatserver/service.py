@@ -72,7 +72,7 @@ class Service:
             asyncio.create_task(self._sweeper(), name="grace-sweeper"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(
-                retention_loop(self.store, self.settings.retention.transcripts_days, self.clock),
+                retention_loop(self.store, self.settings.retention, lambda: self.clock()),
                 name="retention",
             ),
         ]
@@ -338,7 +338,9 @@ class Service:
             "wrapup_topics": meta.get("wrapup_topics", ""),
         }
         ttl = max(60, int(self.settings.retention.statistics_days * DAY))
-        await self.store.record_fact(conversation_id, fact, ended, ttl)
+        await self.store.record_fact(
+            conversation_id, fact, ended, ttl, self.settings.server.allowed_entries
+        )
         await self.store.record_outcome(abandoned=assigned is None)
 
     async def notice(self, conversation_id: str, to: str, code: str, message: str = "") -> None:

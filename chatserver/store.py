@@ -19,6 +19,7 @@ from redis.commands.core import AsyncScript
 
 from chatserver.events import StoredMessage, event, pack_entry, unpack_entry
 from chatserver.keys import Keys
+from chatserver.stats import safe_entry
 from queueing.policy import PRIORITY_WEIGHT, CounsellorSlot, WaitingVisitor
 
 SCRIPTS = ("say", "hello", "claim", "end", "status", "release", "reassign", "requeue", "prioritise")
@@ -49,6 +50,10 @@ REASSIGN_REFUSALS = {
     -4: "that colleague is a trainee and no supervisor watches them",
     -5: "a trainee never takes a crisis conversation",
 }
+
+
+#: Upper bounds (seconds) of the ``chat_wait_seconds`` histogram buckets.
+WAIT_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,14 +283,43 @@ class Store:
 
     # -- anonymous facts for statistics ----------------------------------------------
     async def record_fact(
-        self, conversation_id: str, fields: dict[str, str], ended: float, ttl_seconds: int
-    ) -> None:
-        key = self.keys.fact(conversation_id)
+        self,
+        conversation_id: str,
+        fields: dict[str, str],
+        ended: float,
+        ttl_seconds: int,
+        allowed_entries: tuple[str, ...] = (),
+    ) -> bool:
+        """Keep one ended conversation's anonymous fact, once (False when it was already
+        kept). The entry is kept only as a safe label (else "other"); a helped visitor's
+        wait is added to the cumulative histogram behind ``chat_wait_seconds``."""
+        k = self.keys
+        if not await self.r.zadd(k.facts, {conversation_id: ended}, nx=True):
+            return False
+        fields = {**fields, "entry": safe_entry(fields.get("entry"), allowed_entries)}
+        key = k.fact(conversation_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping=cast(Any, fields))
         pipe.expire(key, ttl_seconds)
-        pipe.zadd(self.keys.facts, {conversation_id: ended})
+        if fields.get("abandoned") != "1" and fields.get("waited"):
+            waited = max(0.0, float(fields["waited"]))
+            for bound in WAIT_BUCKETS:
+                if waited <= bound:
+                    pipe.hincrby(k.wait_histogram, repr(bound), 1)
+            pipe.hincrby(k.wait_histogram, "count", 1)
+            pipe.hincrbyfloat(k.wait_histogram, "sum", waited)
         await pipe.execute()
+        return True
+
+    async def wait_histogram(self) -> dict[str, Any]:
+        """Cumulative waits of helped visitors: ``buckets`` (upper bound → count of waits at
+        most that long), ``count`` and ``sum``. Only ever incremented."""
+        raw = cast(dict[str, str], await self.r.hgetall(self.keys.wait_histogram))
+        return {
+            "buckets": {b: int(v) for b, v in raw.items() if b not in ("count", "sum")},
+            "count": int(raw.get("count", 0)),
+            "sum": float(raw.get("sum", 0.0)),
+        }
 
     async def update_fact(self, conversation_id: str, fields: dict[str, str]) -> None:
         key = self.keys.fact(conversation_id)

@@ -335,7 +335,7 @@ class VisitorSession:
         if frame.understood is not None:
             fields["survey_understood"] = "1" if frame.understood else "0"
         if frame.comment:
-            fields["survey_comment"] = frame.comment
+            fields["survey_comment"] = redact(frame.comment)  # no personal data kept
         await self.store.update_conversation(self.link.conversation_id, fields)
         anonymous = {k: v for k, v in fields.items() if k != "survey_comment"}
         await self.store.update_fact(self.link.conversation_id, anonymous)

@@ -1,21 +1,28 @@
-"""Statistics, retention, export, metrics and the privacy statement."""
+"""Statistics, export and the privacy statement."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
-import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from chatserver import stats
-from chatserver.retention import purge
+from chatserver.app import SERVICE
+from chatserver.config import Settings
 from tests.chatserver.test_review_and_audit import call
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import Client, LiveServer
 
 DAY = 86400.0
+AMS = ZoneInfo("Europe/Amsterdam")
+STAFF_SKIP = ("queue", "status", "overview", "notice", "typing", "message", "ended", "alert")
 
 
 def fact(created: float, waited: float, abandoned: bool = False, **extra: str) -> dict[str, str]:
@@ -29,14 +36,11 @@ def fact(created: float, waited: float, abandoned: bool = False, **extra: str) -
     }
 
 
-def test_statistics_of_a_scripted_day() -> None:
-    """A known day gives known answers: counts, percentiles, topics, survey, entries."""
-    from datetime import UTC, datetime
-
-    monday_noon = datetime(2026, 11, 23, 9, 20, tzinfo=UTC).timestamp()  # a Monday
+def scripted_facts() -> list[dict[str, str]]:
+    monday = datetime(2026, 11, 23, 9, 20, tzinfo=UTC).timestamp()  # a Monday, 10:20 local
     facts = [
         fact(
-            monday_noon + i * 60,
+            monday + i * 60,
             waited=60.0 * (i + 1),
             topic="school",
             entry="gemeente-a",
@@ -46,9 +50,9 @@ def test_statistics_of_a_scripted_day() -> None:
         for i in range(4)
     ]
     facts += [
-        fact(monday_noon + 3600, 300.0, abandoned=True, topic="thuis", entry="gemeente-b"),
+        fact(monday + 3600, 300.0, abandoned=True, topic="thuis", entry="gemeente-b"),
         fact(
-            monday_noon + 7200,
+            monday + 7200,
             30.0,
             topic="thuis",
             survey_rating="2",
@@ -56,16 +60,231 @@ def test_statistics_of_a_scripted_day() -> None:
             crisis="1",
         ),
     ]
-    result = stats.compute(facts)
+    return facts
+
+
+def test_statistics_of_a_scripted_day() -> None:
+    """A known day gives known answers: counts, percentiles, topics, survey, entries."""
+    result = stats.compute(scripted_facts(), AMS)
     assert result["conversations_total"] == 6 and result["abandoned_total"] == 1
-    assert result["wait_seconds"]["p50"] == 120.0
+    assert result["helped_total"] == 5 and result["abandoned_share"] == round(1 / 6, 3)
+    assert result["wait_seconds"] == {"p50": 120.0, "p90": 216.0}
+    assert result["abandoned_wait_seconds"] == {"p50": 300.0, "p90": 300.0}
+    assert result["duration_seconds"] == {"p50": 600.0, "p90": 600.0}
     assert result["topics"] == {"school": 4, "thuis": 2}
     assert result["entries"] == {"gemeente-a": 4, "gemeente-b": 1}
     assert result["survey"] == {"responses": 5, "rating_mean": 3.6, "understood_share": 0.8}
     assert result["crisis_total"] == 1 and sum(map(sum, result["per_hour_of_week"])) == 6
-    assert result["per_hour_of_week"][0][9] == 4  # Monday, 09:xx UTC
+    assert result["per_hour_of_week"][0][10] == 4  # Monday, 10:xx Amsterdam (09:xx UTC)
     svg = stats.bar_chart_svg("x", result["per_day"])
     assert svg.startswith("<svg") and "<title>" in svg and "script" not in svg
+    assert (
+        'width="100%"' in svg
+        and 'viewBox="0 0 640 240"' in svg
+        and not svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" width="640"')
+    )
+
+
+def test_days_and_hours_are_local() -> None:
+    """An event at 23:30 UTC in summer counts on the next local day, at 01:xx local."""
+    late = datetime(2026, 7, 14, 23, 30, tzinfo=UTC).timestamp()  # a Tuesday in UTC
+    result = stats.compute([fact(late, 10.0)], AMS)
+    assert result["per_day"] == {"2026-07-15": 1}
+    assert result["per_hour_of_week"][2][1] == 1  # Wednesday 01:30 in Amsterdam
+    assert stats.compute([fact(late, 10.0)], UTC)["per_day"] == {"2026-07-14": 1}
+
+
+def test_entries_keep_only_safe_labels() -> None:
+    """Free text in entry is counted as "other"; with a list, only listed entries by name."""
+    facts = [fact(0.0, 1.0, entry=e) for e in ("gemeente-a", "Hoi ik ben Zonnetje", "x" * 41)]
+    facts.append(fact(0.0, 1.0, entry="gemeente-z"))
+    assert stats.compute(facts)["entries"] == {"other": 2, "gemeente-a": 1, "gemeente-z": 1}
+    limited = stats.compute(facts, allowed_entries=("gemeente-a",))["entries"]
+    assert limited == {"other": 3, "gemeente-a": 1}
+    assert stats.safe_entry("") == "" and stats.safe_entry("a b") == "other"
+
+
+def test_csv_carries_every_figure() -> None:
+    """The CSV has one row per figure: measure,key,value."""
+    result = {
+        "period": {"from": "2026-11-23", "to": "2026-11-23"},
+        **stats.compute(scripted_facts(), AMS),
+    }
+    rows = stats.csv_rows(result)
+    assert rows[0] == ["measure", "key", "value"]
+    table = {(m, k): v for m, k, v in rows[1:]}
+    assert table[("period", "from")] == "2026-11-23"
+    assert table[("conversations_total", "")] == "6"
+    assert table[("abandoned_total", "")] == "1"
+    assert table[("wait_seconds", "p90")] == "216.0"
+    assert table[("abandoned_wait_seconds", "p50")] == "300.0"
+    assert table[("duration_seconds", "p50")] == "600.0"
+    assert table[("survey", "rating_mean")] == "3.6"
+    assert table[("survey", "understood_share")] == "0.8"
+    assert table[("topic", "school")] == "4" and table[("entry", "gemeente-b")] == "1"
+    assert table[("per_day", "2026-11-23")] == "6"
+    assert table[("per_hour_of_week", "mon-10")] == "4"
+    assert sum(1 for m, _, _ in rows if m == "per_hour_of_week") == 7 * 24
+
+
+@dataclass
+class Clock:
+    now: float
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def scripted_conversation(
+    server: LiveServer,
+    clock: Clock,
+    counsellor: Client,
+    nickname: str,
+    start: float,
+    wait: float,
+    duration: float | None,
+    survey: tuple[int, bool] | None = None,
+    **hello: Any,
+) -> str:
+    """One real conversation on the service clock; ``duration`` None: left while waiting."""
+    clock.now = start
+    visitor, welcome = await server.visitor(nickname, **hello)
+    conv = welcome["conversation_id"]
+    clock.now = start + wait
+    if duration is not None:
+        await counsellor.send({"type": "status", "state": "available", "capacity": 1})
+        assert (await counsellor.expect("assigned", skip=STAFF_SKIP))["conversation_id"] == conv
+        await visitor.expect("assigned")
+        await counsellor.send({"type": "status", "state": "paused"})
+        await visitor.send({"type": "say", "text": f"geheim verhaal van {nickname}", "ref": "1"})
+        await visitor.expect("ack")
+        clock.now = start + wait + duration
+    await visitor.send({"type": "leave"})
+    await visitor.expect("ended", skip=("queued", "message", "notice", "typing"))
+    if survey is not None:
+        await visitor.send(
+            {"type": "survey", "rating": survey[0], "understood": survey[1], "ref": "s"}
+        )
+        await visitor.expect("ack")
+    await visitor.close()
+    return conv
+
+
+async def test_statistics_of_a_scripted_day_over_http(server: LiveServer) -> None:
+    """Real conversations on a controlled clock: figures, period, local days, CSV, no names."""
+    clock = Clock(0.0)
+    server.app[SERVICE].clock = clock
+    topics = ("school", "thuis", "pesten", "geld")
+    counsellor = await server.staff("anna", available=None, skills=topics)
+    july14 = datetime(2026, 7, 14, 10, 0, tzinfo=AMS).timestamp()
+    await scripted_conversation(
+        server,
+        clock,
+        counsellor,
+        "Zonnetje",
+        july14,
+        60,
+        600,
+        (5, True),
+        topic="school",
+        entry="gemeente-a",
+    )
+    await scripted_conversation(
+        server,
+        clock,
+        counsellor,
+        "Maan",
+        july14 + 3600,
+        180,
+        1200,
+        (3, False),
+        topic="school",
+        entry="Hoi ik ben Maan uit Utrecht",
+    )
+    await scripted_conversation(
+        server, clock, counsellor, "Ster", july14 + 7200, 240, None, topic="thuis"
+    )
+    late = datetime(2026, 7, 14, 23, 30, tzinfo=UTC).timestamp()  # 01:30 on 15 July local
+    await scripted_conversation(server, clock, counsellor, "Komeet", late, 30, 300, topic="pesten")
+    await scripted_conversation(  # outside the period
+        server, clock, counsellor, "Planeet", july14 + 5 * DAY, 10, 100, topic="geld"
+    )
+    await server.add_staff("bert", "supervisor")
+    sup = (await server.login("bert"))["token"]
+    status, body = await call(server, "GET", "/api/stats?from=2026-07-14&to=2026-07-15", sup)
+    assert status == 200, body
+    assert body["period"] == {
+        "from": "2026-07-14",
+        "to": "2026-07-15",
+        "timezone": "Europe/Amsterdam",
+    }
+    assert body["conversations_total"] == 4 and body["abandoned_total"] == 1
+    assert body["per_day"] == {"2026-07-14": 3, "2026-07-15": 1}
+    assert body["per_hour_of_week"][2][1] == 1  # Wednesday 01:xx local
+    assert body["wait_seconds"]["p50"] == 60.0
+    assert body["abandoned_wait_seconds"]["p50"] == 240.0
+    assert body["duration_seconds"]["p50"] == 600.0
+    assert body["topics"] == {"school": 2, "thuis": 1, "pesten": 1}
+    assert body["entries"] == {"gemeente-a": 1, "other": 1}
+    assert body["survey"] == {"responses": 2, "rating_mean": 4.0, "understood_share": 0.5}
+    status, only14 = await call(server, "GET", "/api/stats?from=2026-07-14&to=2026-07-14", sup)
+    assert only14["conversations_total"] == 3 and only14["per_day"] == {"2026-07-14": 3}
+    assert (await call(server, "GET", "/api/stats?from=2026-07-15&to=2026-07-14", sup))[0] == 400
+    auth = {"Authorization": f"Bearer {sup}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{server.base}/api/stats.csv?from=2026-07-14&to=2026-07-15", headers=auth
+        ) as r:
+            assert r.status == 200 and r.content_type == "text/csv"
+            text = await r.text()
+        async with http.get(
+            f"{server.base}/stats?from=2026-07-14&to=2026-07-15", headers=auth
+        ) as r:
+            page = await r.text()
+        async with http.get(
+            f"{server.base}/stats?from=2026-07-14&to=2026-07-15&lang=en", headers=auth
+        ) as r:
+            page_en = await r.text()
+        async with http.get(
+            f"{server.base}/stats?from=2027-01-01&to=2027-01-31&lang=en", headers=auth
+        ) as r:
+            empty_en = await r.text()
+        async with http.get(
+            f"{server.base}/stats?from=2027-01-01&to=2027-01-31", headers=auth
+        ) as r:
+            empty_nl = await r.text()
+    table = {(m, k): v for m, k, v in list(csv.reader(io.StringIO(text)))[1:]}
+    assert table[("conversations_total", "")] == "4" and table[("per_day", "2026-07-15")] == "1"
+    assert table[("survey", "rating_mean")] == "4.0" and table[("entry", "other")] == "1"
+    assert table[("abandoned_wait_seconds", "p50")] == "240.0"
+    assert 'lang="nl"' in page and "Kerncijfers" in page and "1 min 0 s" in page
+    assert 'name="from" value="2026-07-14"' in page and 'method="get"' in page
+    assert "Wachttijd" in page and "gemeente-a" in page and "/insights.css" in page
+    assert 'lang="en"' in page_en and "Key figures" in page_en and "Felt understood" in page_en
+    assert "50%" in page_en and "Contacts per entry" in page_en
+    assert "No conversations in this period." in empty_en and "Geen gesprekken" in empty_nl
+    for name in ("Zonnetje", "Maan", "Ster", "Komeet", "geheim verhaal", "Utrecht"):
+        for where in (json.dumps(body), text, page, page_en):
+            assert name not in where
+    async with aiohttp.ClientSession() as http, http.get(f"{server.base}/insights.css") as r:
+        assert r.status == 200 and r.content_type == "text/css" and "max-width" in await r.text()
+
+
+async def test_stats_page_escapes_the_query(server: LiveServer) -> None:
+    """Nothing from the query string reaches the page's HTML unescaped."""
+    await server.add_staff("bert", "supervisor")
+    auth = {"Authorization": f"Bearer {(await server.login('bert'))['token']}"}
+    attack = (
+        '"><meta http-equiv="refresh" content="0;url=https://evil.example/"><script>x()</script>'
+    )
+    from urllib.parse import quote
+
+    async with aiohttp.ClientSession() as http:
+        for query in (f"lang={quote(attack)}", f"x={quote(attack)}", f"from={quote(attack)}"):
+            async with http.get(f"{server.base}/stats?{query}", headers=auth) as r:
+                body = await r.text()
+            assert "<meta http-equiv" not in body and "<script" not in body, query
+            assert "evil.example" not in body or r.status == 400
 
 
 async def test_statistics_api_rights_and_no_personal_data(server: LiveServer) -> None:
@@ -91,57 +310,14 @@ async def test_statistics_api_rights_and_no_personal_data(server: LiveServer) ->
         async with http.get(
             f"{server.base}/api/stats.csv", headers={"Authorization": f"Bearer {sup}"}
         ) as r:
-            assert r.status == 200 and (await r.text()).startswith("date,conversations")
+            text = await r.text()
+            assert r.status == 200 and text.startswith("measure,key,value")
+            assert "Geheimnaam" not in text and "geheim" not in text
         async with http.get(
             f"{server.base}/api/stats/chart/per-day.svg", headers={"Authorization": f"Bearer {sup}"}
         ) as r:
             assert r.status == 200 and "<svg" in await r.text()
-        async with http.get(f"{server.base}/metrics") as r:
-            text = await r.text()
-    names = {m.name for m in text_string_to_metric_families(text)}
-    assert {
-        "chat_visitors_waiting",
-        "chat_conversations_active",
-        "chat_messages",
-        "chat_wait_seconds",
-        "chat_counsellors",
-    } <= names
-    assert "Geheimnaam" not in text and "geheim" not in text and "127.0.0.1" not in text
     del counsellor, conv
-
-
-async def test_retention_purges_text_keeps_statistics(server: LiveServer) -> None:
-    """After transcripts_days the text and nickname are gone, the statistics unchanged."""
-    visitor, _, conv = await chatting(server, "Vergeet")
-    await visitor.send({"type": "say", "text": "weg ermee", "ref": "1"})
-    await visitor.expect("ack")
-    await visitor.send({"type": "leave"})
-    await visitor.expect("ended")
-    await asyncio.sleep(0.2)
-    before = stats.compute(await server.store.facts_between(0, float("inf")))
-    assert await purge(server.store, time.time() + 29 * DAY, 30) == 0
-    assert await server.store.message_count(conv) == 1
-    assert await purge(server.store, time.time() + 31 * DAY, 30) == 1
-    assert await purge(server.store, time.time() + 32 * DAY, 30) == 0  # no double work
-    assert await server.store.message_count(conv) == 0
-    assert await server.store.conversation(conv) is None
-    after = stats.compute(await server.store.facts_between(0, float("inf")))
-    assert after == before
-
-
-async def test_visitor_forgets_own_conversation(server: LiveServer) -> None:
-    """`forget` right after the end deletes the visitor's text and nickname at once."""
-    visitor, _, conv = await chatting(server, "Wissen")
-    await visitor.send({"type": "say", "text": "wis dit", "ref": "1"})
-    await visitor.expect("ack")
-    await visitor.send({"type": "forget", "ref": "f0"})
-    assert (await visitor.expect("error"))["code"] == "conflict"
-    await visitor.send({"type": "leave"})
-    await visitor.expect("ended")
-    await visitor.send({"type": "forget", "ref": "f"})
-    assert (await visitor.expect("ack"))["ref"] == "f"
-    assert await server.store.message_count(conv) == 0
-    assert await server.store.conversation(conv) is None
 
 
 async def test_export_is_anonymised(server: LiveServer) -> None:
@@ -162,12 +338,56 @@ async def test_export_is_anonymised(server: LiveServer) -> None:
     assert "a@b.nl" not in flat and "Bezoeker" in flat and "Hulpverlener" in flat
 
 
-async def test_privacy_statement_from_the_configuration(server: LiveServer) -> None:
-    """The privacy page says how long text is kept, in Dutch and English."""
+async def test_export_replaces_names_inside_text(server: LiveServer) -> None:
+    """Nicknames and staff names inside message text (any case, whole words) become roles."""
+    visitor, counsellor, conv = await chatting(server, "Zonnetje")
+    sup = await server.staff("bert", role="supervisor", available=None, display_name="Bert")
+    await sup.send({"type": "join", "conversation_id": conv})
+    await visitor.expect("message", skip=("notice", "typing"))  # "Een collega (Bert) doet mee"
+    await counsellor.send(
+        {"type": "say", "conversation_id": conv, "text": "Hoi Zonnetje, ik ben anna. ZONNETJE?"}
+    )
+    await counsellor.expect("ack", skip=STAFF_SKIP)
+    await visitor.send({"type": "say", "text": "hoi Anna en bert, zonnetjes schijnen", "ref": "1"})
+    await visitor.expect("ack", skip=("message", "notice", "typing"))
+    await visitor.send({"type": "leave"})
+    await visitor.expect("ended", skip=("message", "notice", "typing"))
+    await asyncio.sleep(0.2)
+    status, body = await call(server, "GET", "/api/export", (await server.login("bert"))["token"])
+    assert status == 200
+    texts = [m["text"] for c in body["conversations"] for m in c["messages"]]
+    flat = " ".join(texts)
+    for name in ("Zonnetje", "ZONNETJE", "Bert", "bert", "anna", "Anna"):
+        assert f"{name} " not in flat and f"{name}," not in flat and f"({name})" not in flat
+    assert "Hoi Bezoeker, ik ben Hulpverlener. Bezoeker?" in texts
+    assert any("(Begeleider)" in t for t in texts)
+    assert "zonnetjes schijnen" in flat  # a longer word is not a name
+
+
+async def privacy_pages(server: LiveServer) -> tuple[str, str]:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{server.base}/privacy") as r:
             nl = await r.text()
         async with http.get(f"{server.base}/privacy?lang=en") as r:
             en = await r.text()
-    assert "30 dagen" in nl and "IP-adressen" in nl
-    assert "30 days" in en and 'lang="en"' in en
+    return nl, en
+
+
+async def test_privacy_statement_from_the_configuration(redis_url: str, key_prefix: str) -> None:
+    """The privacy page states the configured retention, in Dutch and English, styled."""
+    settings = Settings()
+    settings = replace(
+        settings,
+        server=replace(settings.server, key_prefix=key_prefix),
+        retention=replace(settings.retention, transcripts_days=14, statistics_days=365),
+    )
+    async with LiveServer.start(settings, redis_url) as server:
+        nl, en = await privacy_pages(server)
+        async with aiohttp.ClientSession() as http, http.get(f"{server.base}/") as r:
+            visitor_page = await r.text()
+    assert "14 dagen" in nl and "365 dagen" in nl and "IP-adressen" in nl and "30 dagen" not in nl
+    assert "14 days" in en and "365 days" in en and 'lang="en"' in en and "730" not in en
+    assert "Terug naar de chat" in nl and "Back" not in nl
+    assert "Back to the chat" in en and "Terug" not in en
+    assert "/insights.css" in nl and "/insights.css" in en
+    assert 'href="/privacy"' in visitor_page
