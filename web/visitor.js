@@ -21,6 +21,10 @@ import { setupEndedView } from "./visitor-ended.js";
 const lang = currentLang();
 const t = translator(lang);
 const SESSION_KEY = "chat.visitor";
+/** The resume token of a conversation that was blocked: sent as `previous_token` in every
+ * later hello of this tab, so that "New chat" does not get round the block. sessionStorage
+ * only (quick exit clears it with everything else). */
+const BLOCKED_KEY = "chat.blocked";
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 10000;
 const LEAVE_FALLBACK_MS = 4000;
@@ -120,6 +124,23 @@ function saveSession() {
   }
 }
 
+function blockedToken() {
+  try {
+    return sessionStorage.getItem(BLOCKED_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+function rememberBlocked(token) {
+  if (!token) return;
+  try {
+    sessionStorage.setItem(BLOCKED_KEY, token);
+  } catch {
+    // without storage the block still holds for the network address
+  }
+}
+
 function clearSession() {
   session = {};
   try {
@@ -165,10 +186,14 @@ function send(frame) {
 }
 
 function sendHello() {
+  const previous = blockedToken();
   if (session.token) {
-    send({ type: "hello", resume: session.token, last_seq: log.contiguousSeq(), lang });
+    const frame = { type: "hello", resume: session.token, last_seq: log.contiguousSeq(), lang };
+    if (previous) frame.previous_token = previous;
+    send(frame);
   } else if (pendingHello) {
     const frame = { type: "hello", nickname: pendingHello.nickname, lang };
+    if (previous) frame.previous_token = previous;
     if (pendingHello.topic) frame.topic = pendingHello.topic;
     const entry = new URLSearchParams(location.search).get("entry");
     if (entry && /^[\w.-]{1,64}$/.test(entry)) frame.entry = entry;
@@ -226,10 +251,20 @@ socket.on("close", ({ code, wasOpen }) => {
   typingSent = false;
   updateBanner();
   if (code === 1008) {
-    // blocked by policy
+    // Blocked. Keep the token, so that a new hello from this tab says who it was.
     socket.stop();
+    rememberBlocked(session.token);
     clearSession();
-    if (phase !== "ended") showEnded("blocked");
+    pendingHello = null;
+    if (phase === "start" || phase === "joining") {
+      setPhase("start");
+      showStartNotice(t("blocked_start"));
+    } else if (phase !== "ended") showEnded("blocked");
+    return;
+  }
+  if (code === 1013) {
+    // "Try again later" (e.g. we read too slowly): the socket reconnects by itself and the
+    // hello resumes with last_seq; nothing is lost and nothing is shown twice.
     return;
   }
   if (phase === "joining" && !wasOpen) {
@@ -315,7 +350,10 @@ socket.on("notice", (f) => {
   log.addNotice(text, kind).dataset.code = code;
 });
 
-socket.on("ended", (f) => showEnded(f.reason));
+socket.on("ended", (f) => {
+  if (f.reason === "blocked") rememberBlocked(session.token);
+  showEnded(f.reason);
+});
 
 socket.on("closed", (f) => {
   socket.stop();

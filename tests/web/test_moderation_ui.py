@@ -96,3 +96,32 @@ async def test_visitor_deletes_the_conversation(pages: Any, site: LiveServer) ->
     assert after.status == 404, await after.text()
     assert "dit mag weg" not in await visitor.content()
     assert await visitor.evaluate("sessionStorage.length") == 0
+
+
+async def test_blocked_tab_cannot_start_again(pages: Any, site: LiveServer) -> None:
+    """After a block, "Nieuw gesprek" in the same tab is refused by its kept token alone."""
+    visitor, counsellor = await chat_between(pages, site, "Dwars")
+    await visitor.get_by_label("Bericht").fill("jij bent een idioot")
+    await visitor.get_by_label("Bericht").press("Enter")
+    await expect(counsellor.get_by_test_id("message-flags")).to_contain_text("grof taalgebruik")
+    await counsellor.get_by_role("button", name="Blokkeren", exact=True).click()
+    await counsellor.get_by_role("button", name="Ja, blokkeren").click()
+    await expect(visitor.get_by_test_id("ended-reason")).to_have_text("Dit gesprek is beëindigd.")
+    kept = await visitor.evaluate("sessionStorage.getItem('chat.blocked')")
+    assert kept, "the blocked token is kept in sessionStorage"
+    # Take the network block away: only the token this tab kept can refuse it now.
+    store = site.store
+    address_keys = [k async for k in store.r.scan_iter(match=store.keys.blocked_address("*"))]
+    assert address_keys
+    await store.r.delete(*address_keys)
+    await visitor.get_by_role("button", name="Nieuw gesprek").click()
+    await visitor.get_by_label("Bijnaam").fill("Anders")
+    await visitor.get_by_role("button", name="Start chat").click()
+    await expect(visitor.get_by_test_id("start-notice")).to_contain_text("geen nieuw gesprek")
+    await expect(visitor.get_by_test_id("start-screen")).to_be_visible()
+    # A fresh tab (no kept token) on the same network is welcome again: the token did it.
+    other = await pages()
+    await other.goto(site.base)
+    await other.get_by_label("Bijnaam").fill("Nieuwkomer")
+    await other.get_by_role("button", name="Start chat").click()
+    await expect(other.get_by_test_id("queue-status")).to_contain_text("nummer 1")
