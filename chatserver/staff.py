@@ -107,6 +107,8 @@ class StaffSession:
         watching = [c for c, conns in hub.followers.items() if self.conn in conns]
         hub.remove_staff(self.member.staff_id, self.conn)
         for conv in watching:
+            # The watch ends with the socket: that goes on record too.
+            await self._audit("unwatch", conv, reason="disconnect")
             if not any(c.staff_id == self.member.staff_id for c in hub.followers.get(conv, ())):
                 await self.store.set_watching(conv, self.member.staff_id, False)
         for trainee in self.watched_trainees:

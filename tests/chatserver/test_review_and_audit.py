@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -191,3 +192,75 @@ async def test_audit_cli(server: LiveServer, tmp_path: Path) -> None:
     assert [(r["action"], r["conversation_id"], r["role"]) for r in rows] == [
         ("watch", conv, "supervisor")
     ]
+
+
+async def audit_until(server: LiveServer, action: str) -> list[dict[str, str]]:
+    """The audit log, once it holds an ``action`` record (records are written async)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while True:
+        entries = await server.store.audit_entries()
+        if any(e["action"] == action for e in entries):
+            return entries
+        assert loop.time() < deadline, f"no {action} record in {entries}"
+        await asyncio.sleep(0.05)
+
+
+async def test_watch_ends_on_record_when_the_socket_closes(server: LiveServer) -> None:
+    """A watcher whose socket closes leaves an unwatch record with reason disconnect."""
+    _, _, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    bert = (await server.store.account("bert"))["id"]  # type: ignore[index]
+    await sup.send({"type": "watch", "conversation_id": conv})
+    await sup.expect("watching")
+    await sup.close()
+    entries = await audit_until(server, "unwatch")
+    assert [(e["action"], e.get("reason")) for e in entries] == [
+        ("watch", None),
+        ("unwatch", "disconnect"),
+    ]
+    assert entries[1]["actor"] == bert and entries[1]["conversation_id"] == conv
+    assert await server.store.watcher_ids(conv) == set()
+
+
+async def test_no_supervision_without_an_audit_record(server: LiveServer) -> None:
+    """While the audit log cannot be written, watch, whisper, join and take-over answer
+    with an error and take no effect; once it can, each is on record first."""
+    visitor, counsellor, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    anna = (await server.store.account("anna"))["id"]  # type: ignore[index]
+    # A string where the audit stream belongs: every XADD fails with WRONGTYPE.
+    await server.store.r.set(server.store.keys.audit, "not a stream")
+    for frame in (
+        {"type": "watch", "conversation_id": conv},
+        {"type": "whisper", "conversation_id": conv, "text": "stil"},
+        {"type": "join", "conversation_id": conv},
+        {"type": "takeover", "conversation_id": conv},
+    ):
+        await sup.send({**frame, "ref": "x"})
+        err = await sup.expect("error", skip=("queue",))
+        assert err["code"] == "unavailable" and err["ref"] == "x", frame
+    await sup.nothing(0.3, skip=("queue", "overview"))
+    await counsellor.nothing(0.3, skip=("queue",))  # no whisper, no watched notice, no end
+    await visitor.nothing(0.3)  # no system message, no transfer
+    assert await server.store.watcher_ids(conv) == set()
+    assert await server.store.whispers(conv) == []
+    assert [m.text for m in await server.store.messages(conv)] == []
+    meta = await server.store.conversation(conv)
+    assert meta is not None and meta["counsellor"] == anna
+    await server.store.r.delete(server.store.keys.audit)
+    await sup.send({"type": "join", "conversation_id": conv, "ref": "j"})
+    await sup.expect("ack", skip=("queue", "watching", "message", "overview"))
+    await asyncio.sleep(0.01)  # the next record gets a later stream id (millisecond clock)
+    await sup.send({"type": "takeover", "conversation_id": conv, "ref": "t"})
+    await sup.expect("assigned", skip=("queue", "message", "overview", "notice", "ack"))
+    entries = await server.store.audit_entries()
+    assert [e["action"] for e in entries] == ["join", "watch", "takeover"]
+    assert entries[2]["from"] == anna and entries[2]["conversation_id"] == conv
+    await server.add_staff("root", "admin")
+    admin = (await server.login("root"))["token"]
+    since = int(entries[2]["id"].split("-")[0]) / 1000
+    status, body = await call(server, "GET", f"/api/audit?since={since}", admin)
+    assert status == 200 and [e["action"] for e in body["entries"]] == ["takeover"]
+    status, body = await call(server, "GET", "/api/audit?since=soon", admin)
+    assert status == 400
