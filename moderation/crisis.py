@@ -71,6 +71,8 @@ IDIOMS = [
     r"|committed suicide|died by suicide|took (his|her|their) (own )?life)",
     # games and sport: "my brother beat me at chess", "ik ga je killen in fortnite"
     r"\bbeat me (at|in)\b",
+    r"\b(we|they|ze|jullie) (\w+ ){0,2}(bespraken|bespreken|praatten|talked|discussed|learned"
+    r"|leerden|hadden het)\b[^.!?]{0,20}\b(zelfmoord|suicide|dood|death)\b",
     r"\bhit the jackpot\b",
     r"\b(in|bij|met) (het |een )?(potje )?(fifa|roblox|uno|schaak|schaken|chess|cod|valorant)\b",
     # the hyperbolic conditional: "mijn moeder vermoordt me als ...", "kills me if ..."
@@ -109,6 +111,10 @@ STRONG: dict[str, list[str]] = {
         r"heeft (allemaal |echt )?geen zin meer",
         r"can'?t go on",
         r"(no |the )?point (of|in) (living|life|being alive)",
+        r"\b(als|wanneer|voor als) ik er (\w+ )?niet meer ben\b|\b(if|when) i('m| am| was| were)"
+        r" (\w+ )?(gone|dead)\b",
+        r"better off (not existing|gone|not alive)",
+        r"\bstop existing\b|\bnot (to )?exist(ing)? anymore\b",
     ],
     # the negation is the danger here: "niet veilig", "not safe"
     "danger": [
@@ -117,6 +123,7 @@ STRONG: dict[str, list[str]] = {
         r"(i'm|im|i am|i feel) not safe",
         r"(don't|do not|never) feel safe (at home|here|with)",
         r"not safe at home",
+        r"\blaat (me|mij) (\w+ ){0,3}niet eten\b|\b(won't|doesn't|don't) (let me eat|feed me)\b",
     ],
 }
 
@@ -185,7 +192,7 @@ PLAIN: dict[str, list[str]] = {
         r"\bik (\w+ ){0,2}dood (wil|wilde|wou)\b(?! van\b)",
         r"\b(is it|is het) (normal|normaal|weird|raar|gek|bad|erg|ok|oke)\b[^.!?]{0,30}"
         r"\b(dying|death|die|dood|sterven|suicide|zelfmoord)\b",
-        r"\bik ga (echt |nu |bijna )?dood\b(?! (van|als|zo|door|om|aan|lol|haha))",
+        r"\bik ga (echt |nu )?dood\b(?! (van|als|zo|door|om|aan|lol|haha))",
         r"\bi'm going to die\b(?! (of|if|when|from|lol|haha))",
         r"\b\d{2,} (paracetamol|pillen|pills|tabletten|tablets|slaappillen)",
         r"\b(bottle|pot|doos|potje|strip) (of |met |vol )?(pills|pillen|paracetamol|tabletten)",
@@ -197,6 +204,17 @@ PLAIN: dict[str, list[str]] = {
         r"(plan|planning|going|want|wil) (to )?end (it|my life)\b(?! with)",
         r"(gebruiken|use it) (op|on) (mezelf|myself)|\b(op|on) (mezelf|myself) (gebruiken|use)",
         r"(will|going to|wants to|want to|gaat|wil) kill (himself|herself|themselves)",
+        r"\b(weg uit|klaar met|done with|finished with|tired of) (dit "
+        r"|het |my |this )?(leven|life)\b",
+        r"\bi want out\b|\bik wil eruit stappen\b",
+        r"\b(spaar|spaarde|sparen|saving|save|saved|verzamel|collect"
+        r"|collecting|hoard)\w* (\w+ ){0,3}"
+        r"(pillen|pills|medicijnen|meds|paracetamol)",
+        r"(scheermesje|mesje|mesjes|blade|blades|razor)\b[^.!?]{0,40}\b(voor als|for when|in case)",
+        r"(snelste|makkelijkste|pijnloze|pijnloos|beste|fastest|easiest|painless|quickest|best)"
+        r" (manier|way) (om |to )?(dood|die|sterven|kill myself|zelfmoord|end it)",
+        r"\b(beter|liever) dood (kan |zou )?(zijn|ben|was|wezen)\b",
+        r"\b(mezelf|myself) (\w+ )?(laten verdwijnen|disappear)\b",
         r"(feel like|want to) dying",
         r"want (it|everything|it all) to end",
         r"disappear forever",
@@ -226,7 +244,9 @@ PLAIN: dict[str, list[str]] = {
         r"mezelf (te )?(snijden|krassen|pijn (te )?doen|verwonden)",
         r"(in|op) (mijn|m'n|mn) (arm|armen|benen|been|pols|polsen|dijen|buik)"
         r" (ge)?(sneden|gesneden|gekrast)",
-        r"(weer )?(in|op) (mijn|m'n|mn) (armen|benen|polsen|dijen) (ge)?(sneden|gesneden|gekrast)",
+        r"(in|op) (mijn|m'n|mn) (boven|onder)?(armen|benen|polsen|dijen"
+        r"|huid) (ge)?(sneden|gekrast)",
+        r"\b(scratched|cut|carved|burned) (into )?my (thighs|arms|wrists|legs|skin|stomach)\b",
         r"gesneden[^.!?]{0,20}(arm|armen|benen|been|pols|polsen|dijen)",
         r"\b(mezelf|mijzelf|myself) (\w+ ){0,2}(gesneden|gekrast|gebrand|verwond|pijn gedaan)",
         r"\b(tot|until|till) (het|it|they|my \w+|mijn \w+) (bloed|bloeden|bleeds?)\b",
@@ -238,6 +258,13 @@ PLAIN: dict[str, list[str]] = {
         r" (me|mij)\b",
         r"word (\w+ ){0,3}(geslagen|mishandeld|misbruikt|verkracht|betast)",
         r"in elkaar (geslagen|geschopt|slaan|schoppen)|beat(en)? me up",
+        r"gedwongen (om )?(\w+ )?(dingen|seks|sex)|forced (me )?to do (things|stuff)",
+        r"\b(doet|deed|doen) dingen (met|bij) (me|mij)\b|\b(does|did) (things|stuff) to me\b",
+        r"\b(heeft|has|have|got) (my |mijn )?(foto's|fotos|pictures|pics|photos|nudes)"
+        r"( van (me|mij)| of me)?\b[^.!?]{0,40}\b(stuurt|sturen|verspreid\w*|send|post|share|leak)",
+        r"\b(vriendje|vriendin|stiefvader|stiefmoeder|vader|moeder|broer|oom|opa|he|she)"
+        r" (sloeg|slaat|schopte|schopt) (me|mij)\b",
+        r"dreigt (me|mij) (\w+ )?(slaan|vermoorden|pijn doen|dood ?maken|iets aan ?doen)",
         r"(dwong|dwingt|forced|forces|forcing) (me|mij) (\w+ ){0,3}(seks|sex)",
         r"dreigt (\w+ ){0,3}(foto|foto's|fotos|naaktfoto|naaktfoto's|naaktfotos|nudes)"
         r" (\w+ )?(verspreiden|online|delen|sturen)",
@@ -259,7 +286,8 @@ PLAIN: dict[str, list[str]] = {
         r"forcing me to have sex",
         r"he raped me",
         r"(vader|moeder|stiefvader|stiefmoeder|papa|mama|\bpa\b|\bma\b|oom|broer|vriend)"
-        r"\b[^.!?]{0,30}\b((me|mij)\b[^.!?]{0,20}\b(geslagen|geschopt|slaat|sloeg|schopt)|mishandelt"
+        r"\b[^.!?]{0,30}\b((me|mij)\b[^.!?]{0,20}\b(geslagen|geschopt"
+        r"|slaat|sloeg|schopt)|mishandelt"
         r"|raakt (me|mij) aan|aangeraakt)",
         r"(dad|father|mom|mum|mother|stepdad|stepfather|uncle|brother|boyfriend)\b[^.!?]{0,30}"
         r"\b(punched|punches|slapped|slaps|kicked|kicks|beats|hits|hit me|touches me|choked)",
@@ -281,7 +309,7 @@ PLAIN: dict[str, list[str]] = {
         r"bedreigt (me|mij)",
         r"van huis weggelopen",
         r"scared to go home",
-        r"(he'll|he will|she'll) kill me",
+        r"(he'll|he will|she'll|she will) (kill|hurt|beat|hit) me",
         r"threatened to kill me",
         r"ran away from home",
         r"(bang|scared|afraid|terrified) (voor|of) (mijn|my) (vader|moeder|stiefvader|vriend|"

@@ -38,6 +38,7 @@ CHAT_WORDS = {
     "wil'k": "wil ik",
     "wilk": "wil ik",
     "ff": "even",
+    "leve": "leven",
     "mss": "misschien",
     "wnt": "want",
     "ur": "your",

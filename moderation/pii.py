@@ -21,11 +21,19 @@ PLACEHOLDERS = {
 }
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", re.UNICODE)
-_POSTCODE = re.compile(r"\b[1-9]\d{3} ?[a-zA-Z]{2}\b,? ?\d{1,5} ?[a-zA-Z]?\b")
+#: A Dutch postcode with a house number: "1234 AB 12", "1234ab, nr 5", "1234 AB huisnummer 7a".
+_POSTCODE = re.compile(
+    r"\b[1-9]\d{3} ?(?-i:(?!(?:en|of|om|in|op|na|te|is|at|to|on|or|an|as|by|if|it|me|my|no|so|up"
+    r"|we|ik|je|ze|al|nu|er|ja|sa|sd|ss)\b))[a-zA-Z]{2}(?![a-zA-Z]),? ?"
+    r"(?:(?:nr|no|nummer|huisnummer|huisnr)\.? ?)?\d{1,5}"
+    r"(?: ?[a-zA-Z]\b|\b)",
+    re.I,
+)
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.I)
 _URL = re.compile(
-    r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:nl|be|com|org|net|eu|"
-    r"io|info|me|app|tk|xyz|de|co\.uk)(?:/\S*)?\b",
+    r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:nl|be|com|org|net|eu|io|info|me"
+    r"|app|tk|xyz|de|co\.uk|uk|fr|gg|ly|tv|co|dev|ai|gl|cc|link|site|online|shop|store|live)"
+    r"(?:/\S*)?\b",
     re.I,
 )
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from benchmarks.moderation_eval import evaluate_abuse, load_abuse, load_crisis
 from moderation import analyse, find_pii, is_abusive, pii_kinds, redact
 from moderation.limits import TokenBucket
 
@@ -29,6 +30,18 @@ from moderation.limits import TokenBucket
         ("kijk op www.example.nl", "url"),
         ("https://example.com/x?y=1", "url"),
         ("zie example.nl/pagina", "url"),
+        ("bel me: 06 12 34 56 78", "phone"),
+        ("mail: Sam_01@Gmail.COM", "email"),
+        ("1234ab, nr 5", "postcode"),
+        ("postcode 1234 ab huisnummer 12", "postcode"),
+        ("ik woon op 1234AB12", "postcode"),
+        ("nl91abna0417164300", "iban"),
+        ("GB82 WEST 1234 5698 7654 32", "iban"),
+        ("http://foo.nl", "url"),
+        ("mijn insta is instagram.com/naam", "url"),
+        ("tiktok.com/@naam", "url"),
+        ("bit.ly/abc123", "url"),
+        ("discord.gg/abcd", "url"),
     ],
 )
 def test_kinds_found(text: str, kind: str) -> None:
@@ -47,6 +60,15 @@ def test_kinds_found(text: str, kind: str) -> None:
         "NL91ABNA0417164301",
         "1234 mensen",
         "hoofdstuk 12",
+        "om 14:30 ben ik thuis",
+        "het kost 12,50 euro",
+        "in 2024 en 2025 ging het beter",
+        "in 2024 en 12 keer",
+        "ik ben 15 en zit in 3 havo",
+        "15-06-2024 was mijn verjaardag",
+        "10.000 stappen",
+        "prijs 19.99",
+        "hoi.ik ben sam",
     ],
 )
 def test_ordinary_numbers_are_not_personal_data(text: str) -> None:
@@ -58,6 +80,22 @@ def test_redaction_keeps_the_rest() -> None:
     """Only the personal data is replaced, by a placeholder per kind."""
     text = "hoi, mail me op sam@example.nl of bel 0612345678 ok?"
     assert redact(text) == "hoi, mail me op [email] of bel [phone] ok?"
+
+
+@pytest.mark.parametrize(
+    "text, redacted",
+    [
+        ("bel 06-12345678 om 14:30", "bel [phone] om 14:30"),
+        ("+31 6 12345678 of +44 20 7946 0958", "[phone] of [phone]"),
+        ("ik woon op 1234 AB 12 sinds 2024", "ik woon op [postcode] sinds 2024"),
+        ("IBAN NL91 ABNA 0417 1643 00, ik ben 15", "IBAN [iban], ik ben 15"),
+        ("zie www.example.nl en instagram.com/naam", "zie [link] en [link]"),
+        ("ik heb een 7,5 en mail sam@example.nl", "ik heb een 7,5 en mail [email]"),
+    ],
+)
+def test_redaction_of_mixed_text(text: str, redacted: str) -> None:
+    """Every kind is replaced in place; times, years, ages and grades beside them stay."""
+    assert redact(text) == redacted
 
 
 @pytest.mark.parametrize(
@@ -77,6 +115,38 @@ def test_redaction_keeps_the_rest() -> None:
 def test_abuse_aimed_at_the_counsellor(text: str, abusive: bool) -> None:
     """Insults and threats at the other side are abuse; swearing about one's life is not."""
     assert is_abusive(text) is abusive
+
+
+@pytest.mark.parametrize(
+    "text, abusive",
+    [
+        ("ik maak je af", True),
+        ("ik kom je halen", True),
+        ("you stupid bitch", True),
+        ("vuile teringlijer", True),
+        ("ga toch dood", True),
+        ("ik ga dood", False),
+        ("ik ga dood van het lachen", False),
+        ("die leraar is een idioot", False),
+        ("hij zei dat ik een hoer ben", False),
+        ("ik ga je killen in fortnite", False),
+    ],
+)
+def test_abuse_audit_cases(text: str, abusive: bool) -> None:
+    """Threats and insults at the reader are flagged; 'ik ga dood', third parties, games not."""
+    assert is_abusive(text) is abusive
+
+
+def test_abuse_quality_on_the_labelled_sets() -> None:
+    """Abuse recall >= 0.85 and precision >= 0.85 on the abuse sets (development + blind),
+    and no crisis-set sentence is taken for abuse."""
+    rows = load_abuse()
+    assert len(rows) >= 100 and {lang for _, lang, _ in rows} == {"nl", "en"}
+    result = evaluate_abuse(rows)
+    assert result.recall >= 0.85, result.misses
+    assert result.precision >= 0.85, result.false_alarms
+    as_ok = [("ok", lang, text) for _, lang, text in load_crisis()]
+    assert evaluate_abuse(as_ok).false_alarms == []
 
 
 def test_token_bucket() -> None:
