@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import types
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -112,6 +113,7 @@ class Hub:
         self.connected = False
         #: Subscribed and caught up since the last (re)subscription: writes may go on.
         self.ready = False
+        self._background: set[asyncio.Future[None]] = set()
         self.stopping = False
         self.clock: Callable[[], float] = time.time
         #: When eta is unknown, a conversation is assumed to take this long (closing check).
@@ -162,6 +164,7 @@ class Hub:
         delay = 0.1
         while not self.stopping:
             pubsub = self.store.subscriber.pubsub()
+            self._notice_silent_reconnects(pubsub)
             try:
                 await pubsub.subscribe(self.store.keys.channel)
                 self.connected = True
@@ -181,6 +184,35 @@ class Hub:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _notice_silent_reconnects(self, pubsub: Any) -> None:
+        """redis-py reconnects a pub/sub connection and resubscribes by itself, without
+        ``listen`` ever failing: hook that, so what was published meanwhile is resynced
+        (and writes wait for it) exactly as after a reconnect of our own."""
+        resubscribe = pubsub.on_connect
+
+        async def on_connect(_pubsub: Any, connection: Any) -> None:
+            await resubscribe(connection)
+            if self.ready:
+                self.ready = False
+                task = asyncio.ensure_future(self._resync_after_reconnect())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+        # A bound method (the client keeps only a weak reference), held by the pubsub.
+        setattr(pubsub, "on_connect", types.MethodType(on_connect, pubsub))  # noqa: B010
+
+    async def _resync_after_reconnect(self) -> None:
+        log.warning("event_listener_resubscribed")
+        while not self.stopping and self.connected:
+            try:
+                await self.resync()
+            except (RedisError, OSError) as exc:
+                log.warning("resync_failed", error=type(exc).__name__)
+                await asyncio.sleep(0.5)
+            else:
+                self.ready = self.connected
+                return
 
     async def resync(self) -> None:
         """After (re)subscribing: fetch whatever was published while we were away."""

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import aiohttp
+from dataclasses import replace
+from pathlib import Path
 
+import aiohttp
+import redis.asyncio as aioredis
+
+from chatserver.config import Settings
+from chatserver.hub import VISITOR_TEXTS
+from tests.chatserver.test_errors import custom_server
+from tests.conftest import free_port, start_redis
 from tests.helpers import LiveServer
 
 
@@ -189,3 +197,101 @@ async def test_lost_history_is_said_not_hidden(server: LiveServer) -> None:
     await back.expect("welcome")
     notice = await back.expect("notice", skip=("assigned",))
     assert notice["code"] == "history_lost" and notice["stored_seq"] == 2
+
+
+async def test_live_parties_are_told_when_history_is_lost(tmp_path: Path) -> None:
+    """Messages lost under live sockets: both parties get history_lost (stored_seq) at resync,
+    the visitor in their language, and new messages after it reach both."""
+    port = free_port()
+    with start_redis(port, tmp_path):
+        settings = Settings()
+        settings = replace(settings, server=replace(settings.server, key_prefix="lost"))
+        async with LiveServer.start(settings, f"redis://127.0.0.1:{port}/0") as live:
+            counsellor = await live.staff("anna")
+            visitor, welcome = await live.visitor("Vergeten", lang="en")
+            conv = welcome["conversation_id"]
+            await counsellor.expect("assigned")
+            await visitor.expect("assigned")
+            for i in range(3):
+                await visitor.send({"type": "say", "text": f"v{i}", "ref": f"v{i}"})
+                assert (await visitor.expect("ack"))["seq"] == i + 1
+                assert (await counsellor.expect("message", skip=("queue",)))["seq"] == i + 1
+            admin = aioredis.Redis(port=port)
+            await admin.rpop(live.store.keys.messages(conv), 2)  # the store forgets seq 2 and 3
+            await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await admin.aclose()
+            told = await visitor.expect("notice", skip=("queued", "queue", "typing"))
+            assert (told["code"], told["stored_seq"]) == ("history_lost", 1)
+            assert told["message"] == VISITOR_TEXTS["history_lost"]["en"]
+            staff_told = await counsellor.expect("notice", skip=("queue",))
+            assert (staff_told["code"], staff_told["stored_seq"]) == ("history_lost", 1)
+            await visitor.send({"type": "say", "text": "opnieuw", "ref": "again"})
+            ack = await visitor.expect("ack")
+            assert ack["seq"] == 2
+            again = await counsellor.expect("message", skip=("queue",))
+            assert (again["seq"], again["text"]) == (2, "opnieuw")
+
+
+async def test_crisis_never_lowers_a_raised_priority(server: LiveServer) -> None:
+    """A supervisor's priority 3 stays 3 when a crisis signal comes; a 0 becomes 2."""
+    raised, w_raised = await server.visitor("Hoog")
+    plain, w_plain = await server.visitor("Gewoon")
+    sup = await server.staff("bert", role="supervisor", available=None)
+    conv = w_raised["conversation_id"]
+    await sup.send({"type": "prioritise", "conversation_id": conv, "priority": 3, "ref": "p"})
+    await sup.expect("ack", skip=("queue", "alert", "overview"))
+    for client in (raised, plain):
+        await client.send({"type": "say", "text": "ik wil dood, echt", "ref": "c"})
+        await client.expect("ack")
+    for _ in range(2):
+        await sup.expect("alert", skip=("queue", "overview"))
+    assert (await server.store.conversation(conv) or {})["priority"] == "3"
+    other = await server.store.conversation(w_plain["conversation_id"]) or {}
+    assert (other["priority"], other["crisis"]) == ("2", "1")
+
+
+async def test_whispers_reach_the_counsellor_who_takes_the_chat(server: LiveServer) -> None:
+    """A whisper said while the visitor waits is in the staff assigned frame (and on reconnect)."""
+    _, welcome = await server.visitor("Fluister")
+    conv = welcome["conversation_id"]
+    sup = await server.staff("bert", role="supervisor", available=None)
+    await sup.send({"type": "whisper", "conversation_id": conv, "text": "let op", "ref": "w"})
+    await sup.expect("ack", skip=("queue",))
+    counsellor = await server.staff("anna")
+    got = await counsellor.expect("assigned")
+    assert [(w["type"], w["author"], w["text"]) for w in got["whispers"]] == [
+        ("whisper", "Bert", "let op")
+    ]
+    await counsellor.close()
+    again = await server.staff("anna", available=None)
+    assert [w["text"] for w in (await again.expect("assigned"))["whispers"]] == ["let op"]
+
+
+async def test_visitor_notices_follow_the_visitor_language(
+    redis_url: str, key_prefix: str
+) -> None:
+    """counsellor_reconnecting, counsellor_back and transferred come in the visitor's lang."""
+    async with custom_server(redis_url, key_prefix, grace={"counsellor_seconds": 0.5}) as live:
+        counsellor = await live.staff("anna")
+        visitor, _ = await live.visitor("English", lang="en")
+        await counsellor.expect("assigned")
+        await visitor.expect("assigned")
+        await counsellor.close()
+        gone = await visitor.expect("notice")
+        assert gone["code"] == "counsellor_reconnecting"
+        assert gone["message"] == VISITOR_TEXTS["counsellor_reconnecting"]["en"]
+        back = await live.staff("anna", available=None)
+        told = await visitor.expect("notice")
+        assert (told["code"], told["message"]) == (
+            "counsellor_back",
+            VISITOR_TEXTS["counsellor_back"]["en"],
+        )
+        await back.expect("assigned")
+        await back.close()
+        await visitor.expect("notice")  # reconnecting again; past the grace: back to the queue
+        moved = await visitor.expect("notice", timeout=5)
+        assert (moved["code"], moved["message"]) == (
+            "transferred",
+            VISITOR_TEXTS["requeued"]["en"],
+        )
+        assert moved["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -68,13 +69,15 @@ async def counsellor_on(
 
 
 def texts(frames: list[dict[str, Any]], conv: str) -> list[tuple[int, str]]:
-    return sorted(
-        {
-            (f["seq"], f["text"])
-            for f in frames
-            if f["type"] == "message" and f["conversation_id"] == conv
-        }
-    )
+    """The messages of one conversation as received, in order; no seq may come twice."""
+    got = [
+        (f["seq"], f["text"])
+        for f in frames
+        if f["type"] == "message" and f["conversation_id"] == conv
+    ]
+    seqs = [seq for seq, _ in got]
+    assert len(seqs) == len(set(seqs)), f"a message was delivered twice: {seqs}"
+    return got
 
 
 async def test_cross_process_chat_and_killed_process(
@@ -122,7 +125,7 @@ async def test_cross_process_chat_and_killed_process(
         ]
         assert [t for _, t in stored] == ["v0", "c0", "v1", "c1", "v2", "c2", "ben je er nog?"]
         assert texts(everything, conv) == [(s, t) for s, t in stored if not t.startswith("v")]
-        assert {s for s, _ in counsellor_view} == {1, 2, 3, 4, 5, 6, 7}
+        assert sorted(s for s, _ in counsellor_view) == [1, 2, 3, 4, 5, 6, 7]
     await store.r.aclose()
     await store.rb.aclose()
 
@@ -168,3 +171,55 @@ async def test_workers_share_one_port(tmp_path: Path) -> None:
             assert got == [(i + 1, f"r{i}") for i in range(5)], conv
         await store.r.aclose()
         await store.rb.aclose()
+
+
+async def drain(client: Client, quiet: float = 0.5) -> None:
+    """Read frames until none comes for ``quiet`` seconds (they land in ``client.seen``)."""
+    with contextlib.suppress(TimeoutError):
+        while True:
+            await client.recv(quiet)
+
+
+async def test_connection_cut_mid_send_stores_the_message_once(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """A say cut off with its TCP connection, resent with its ref on another process:
+    one stored copy, the ack names its seq, the counsellor gets it exactly once."""
+    store = await make_store(redis_url, key_prefix)
+    with (
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_a),
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_b),
+    ):
+        counsellor = await counsellor_on(port_b, store, "anna")
+        visitor = await connect(port_a)
+        await visitor.send({"type": "hello", "nickname": "Afgebroken"})
+        welcome = await visitor.expect("welcome")
+        conv, token = welcome["conversation_id"], welcome["resume_token"]
+        await counsellor.expect("assigned", skip=("queue",))
+        await visitor.expect("assigned")
+        await visitor.send({"type": "say", "text": "half verstuurd", "ref": "X"})
+        visitor.ws.transport.abort()  # no close frame: the connection is simply gone
+        back = await connect(port_b)
+        await back.send({"type": "hello", "resume": token, "last_seq": 0})
+        await back.expect("welcome")
+        await back.send({"type": "say", "text": "half verstuurd", "ref": "X"})
+        ack = await back.expect(
+            "ack", skip=("queued", "queue", "typing", "notice", "assigned", "message")
+        )
+        stored = [(m.seq, m.text) for m in await store.messages(conv)]
+        assert stored == [(ack["seq"], "half verstuurd")]
+        await counsellor.send(
+            {"type": "say", "conversation_id": conv, "text": "gelukt", "ref": "g"}
+        )
+        await counsellor.expect("ack", skip=("queue", "message", "notice"))
+        while not [f for f in back.seen if f.get("text") == "gelukt"]:
+            await back.recv()
+        await drain(counsellor)
+        await drain(back)
+        assert texts(counsellor.seen, conv) == [(ack["seq"], "half verstuurd")]
+        assert [t for _, t in texts(back.seen, conv)] in (
+            ["gelukt"],
+            ["half verstuurd", "gelukt"],  # stored before the cut: resume replays it
+        )
+    await store.r.aclose()
+    await store.rb.aclose()
