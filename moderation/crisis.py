@@ -7,7 +7,17 @@ only sound like danger ("ik ga dood van het lachen", "this homework is killing m
 taken out of the text first. Text is normalised (:mod:`moderation.normalise`), so chat
 spelling ("d00d", "doooood") and accents do not hide a signal.
 
-Measured on ``tests/moderation/data/crisis_labelled.tsv`` by ``benchmarks/moderation_eval.py``.
+Decisions a helpline would make (when in doubt, a human should look fast):
+
+* "ik ga dood" / "i'm going to die" on its own is a crisis signal; with "van ...", "als ...",
+  "haha" or "lol" after it, it is the idiom;
+* questions about death or methods ("is het normaal dat ik aan de dood denk?", "hoeveel
+  pillen ...") are signals; a friend at risk now ("she will kill herself tonight") is too;
+* someone else in the past (grief), stories, songs, the news, school subjects, games and
+  figurative "dat examen was zelfmoord" are not; nor is the hyperbolic "mijn moeder vermoordt
+  me als ...", unless it is about telling ("... if i tell anyone").
+
+Measured on ``tests/moderation/data/crisis_*.tsv`` by ``benchmarks/moderation_eval.py``.
 """
 
 from __future__ import annotations
