@@ -131,8 +131,8 @@ class Settings:
     texts: TextSettings = field(default_factory=TextSettings)
     #: The contract's ``[hours]`` table as read; ``None`` means always open.
     hours: dict[str, Any] | None = None
-    #: Configured topics (``[[topics]]`` with id, nl, en); empty means the defaults.
-    topics: tuple[dict[str, str], ...] = ()
+    #: Configured topics (``[[topics]]`` with id, nl, en, crisis); empty means the defaults.
+    topics: tuple[dict[str, Any], ...] = ()
 
 
 _SECTIONS = {

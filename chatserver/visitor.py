@@ -109,7 +109,7 @@ class VisitorSession:
         if closed:
             self._closed("outside_hours", opens_at)
             return
-        topics = {t.id for t in topics_for(settings.topics)}
+        topics = {t.id: t for t in topics_for(settings.topics)}
         if frame.topic is not None and frame.topic not in topics:
             raise FrameError(ErrorCode.INVALID, "field 'topic' is not one of the topics")
         conv, visitor_id = new_id(), new_id()
@@ -146,7 +146,7 @@ class VisitorSession:
         log.info("visitor_queued", conversation_id=conv)
         if self.address:
             await self.store.remember_address(conv, self.address)
-        if frame.topic and analyse(frame.topic).crisis:
+        if frame.topic and topics[frame.topic].crisis:  # a topic marked crisis = true
             await self.service.crisis_signal(conv, nickname, ("topic",))
         await self.store.set_visitor_presence(conv, self.conn.id)
         self.conn.send(

@@ -1,9 +1,14 @@
-"""Topics a visitor may pick, with Dutch and English labels (configurable with [[topics]])."""
+"""Topics a visitor may pick, with Dutch and English labels (configurable with [[topics]]).
+
+A topic marked ``crisis`` (``crisis = true``) is a crisis signal when a visitor picks it:
+the visitor moves ahead of every non-urgent one and supervisors are alerted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,6 +16,7 @@ class Topic:
     id: str
     label_nl: str
     label_en: str
+    crisis: bool = False
 
 
 DEFAULT_TOPICS = (
@@ -23,15 +29,26 @@ DEFAULT_TOPICS = (
     Topic("seksualiteit", "Seksualiteit", "Sexuality"),
     Topic("lichaam", "Lichaam en gezondheid", "Body and health"),
     Topic("geld", "Geld", "Money"),
+    Topic(
+        "niet-meer-leven",
+        "Niet meer willen leven of jezelf pijn doen",
+        "Not wanting to live, or hurting yourself",
+        crisis=True,
+    ),
     Topic("anders", "Iets anders", "Something else"),
 )
 
 
-def topics_for(configured: Iterable[Mapping[str, str]]) -> tuple[Topic, ...]:
-    """The configured topics (``[[topics]]`` with id, nl, en), or the defaults."""
-    topics = tuple(
-        Topic(t["id"], t.get("nl", t["id"]), t.get("en", t.get("nl", t["id"]))) for t in configured
-    )
+def topics_for(configured: Iterable[Mapping[str, Any]]) -> tuple[Topic, ...]:
+    """The configured topics (``[[topics]]`` with id, nl, en, crisis), or the defaults."""
+    topics = []
+    for t in configured:
+        crisis = t.get("crisis", False)
+        if not isinstance(crisis, bool):
+            raise ValueError(f"[[topics]] {t['id']!r}: crisis must be true or false")
+        nl = t.get("nl", t["id"])
+        topics.append(Topic(t["id"], nl, t.get("en", nl), crisis))
     if len({t.id for t in topics}) != len(topics):
         raise ValueError("[[topics]] ids must be unique")
-    return topics or DEFAULT_TOPICS
+    return tuple(topics) or DEFAULT_TOPICS
+

@@ -108,3 +108,42 @@ async def test_abandonment_recorded_with_time_waited(server: LiveServer) -> None
         await asyncio.sleep(0.02)
     fact = facts[0]
     assert fact["abandoned"] == "1" and float(fact["waited"]) >= 0 and fact["duration"] == ""
+
+
+async def test_crisis_topic_is_a_crisis_signal(server: LiveServer) -> None:
+    """Choosing the default topic marked crisis moves the visitor up and alerts supervisors."""
+    sup = await server.staff("bert", role="supervisor", available=None)
+    first, _ = await server.visitor("Eerste", topic="school")
+    assert (await first.expect("queued"))["position"] == 1
+    second, welcome = await server.visitor("Tweede", topic="niet-meer-leven")
+    conv = welcome["conversation_id"]
+    alert = await sup.expect("alert", skip=("queue", "overview"))
+    assert alert["kind"] == "crisis" and alert["conversation_id"] == conv
+    while (await second.expect("queued"))["position"] != 1:
+        pass
+    meta = await server.store.conversation(conv)
+    assert meta is not None and meta["crisis"] == "1" and meta["priority"] == "2"
+    counsellor = await server.staff("anna", skills=("school", "niet-meer-leven"))
+    assert (await counsellor.expect("assigned"))["conversation_id"] == conv
+
+
+def test_topics_marked_crisis_in_config() -> None:
+    """[[topics]] accepts crisis = true (a bool only); the defaults mark one crisis topic."""
+    from chatserver.config import settings_from_dict
+    from chatserver.errors import ConfigError
+    from queueing.topics import DEFAULT_TOPICS, topics_for
+
+    assert [t.id for t in DEFAULT_TOPICS if t.crisis] == ["niet-meer-leven"]
+    settings = settings_from_dict(
+        {"topics": [{"id": "nood", "nl": "Nood", "crisis": True}, {"id": "school"}]}
+    )
+    assert [(t.id, t.crisis) for t in topics_for(settings.topics)] == [
+        ("nood", True),
+        ("school", False),
+    ]
+    try:
+        settings_from_dict({"topics": [{"id": "nood", "crisis": "yes"}]})
+    except ConfigError as exc:
+        assert "crisis" in str(exc)
+    else:
+        raise AssertionError("crisis = 'yes' was accepted")
