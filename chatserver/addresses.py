@@ -3,6 +3,8 @@
 The secret for each UTC day is made once (``SET NX``) in Redis and expires after 48 hours,
 so every process hashes an address alike, and a hash is useless once its day has passed.
 Hashes themselves are kept at most 24 hours (connection counts, blocks, login limits).
+Open sockets per hashed address are counted in Redis (``Store.acquire_connection``), so
+the limit holds across every process.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from aiohttp import web
@@ -82,21 +83,3 @@ class AddressHasher:
 
 def _digest(secret: bytes, address: str) -> str:
     return hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-class ConnectionCounter:
-    """Open sockets per hashed address, in this process (the limit is per process)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def acquire(self, key: str, limit: int) -> bool:
-        if limit and self.counts[key] >= limit:
-            return False
-        self.counts[key] += 1
-        return True
-
-    def release(self, key: str) -> None:
-        self.counts[key] -= 1
-        if self.counts[key] <= 0:
-            del self.counts[key]

@@ -6,7 +6,7 @@ import weakref
 
 from aiohttp import web
 
-from chatserver.addresses import AddressHasher, ConnectionCounter
+from chatserver.addresses import AddressHasher
 from chatserver.config import Settings
 from chatserver.service import Service
 from chatserver.store import Store
@@ -17,7 +17,6 @@ class OpenSockets:
 
     def __init__(self) -> None:
         self.all: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        self.per_address = ConnectionCounter()
 
 
 SETTINGS = web.AppKey("settings", Settings)

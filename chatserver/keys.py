@@ -110,6 +110,10 @@ class Keys:
     def blocked_token(self, token_hash: str) -> str:
         return self._g(f"block:token:{token_hash}")
 
+    def connections(self, address_hash: str) -> str:
+        """How many sockets are open from this hashed address, over every process."""
+        return self._g(f"conns:{address_hash}")
+
     def conversation_address(self, conversation_id: str) -> str:
         """The hashed address a conversation came from, kept 24 hours for a block."""
         return self._g(f"conv-addr:{conversation_id}")

@@ -48,17 +48,40 @@ def origin_allowed(request: web.Request, settings: Settings) -> bool:
     return origin == own or origin in settings.server.allowed_origins
 
 
-async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection, str, bool]:
-    """Upgrade; returns the socket, its connection, the hashed address, and whether it is
-    admitted (counted against the per-address limit before the upgrade, so no race)."""
+async def _acquire(request: web.Request, address: str) -> tuple[bool, bool]:
+    """(admitted, counted): one more socket for this hashed address, counted in Redis so the
+    limit holds across every process. Without the store: admitted, uncounted."""
+    limit = request.app[SETTINGS].limits.connections_per_address
+    if not limit:
+        return True, False
+    try:
+        admitted = await request.app[STORE].acquire_connection(address, limit)
+    except (RedisError, OSError):
+        return True, False
+    return admitted, admitted
+
+
+async def _release(request: web.Request, address: str) -> None:
+    with contextlib.suppress(RedisError, OSError):
+        await request.app[STORE].release_connection(address)
+
+
+async def _open(
+    request: web.Request,
+) -> tuple[web.WebSocketResponse, Connection, str, bool, bool]:
+    """Upgrade; returns the socket, its connection, the hashed address, whether it is
+    admitted (counted against the per-address limit before the upgrade, so no race), and
+    whether it was counted (to be released on close)."""
     settings = request.app[SETTINGS]
     if request.headers.get("Sec-WebSocket-Version", "13") != "13":
-        raise web.HTTPBadRequest(reason="only WebSocket version 13")
+        raise web.HTTPUpgradeRequired(  # RFC 6455 4.4: say which version we speak
+            reason="only WebSocket version 13", headers={"Sec-WebSocket-Version": "13"}
+        )
     address = await request.app[ADDRESSES].hash(
         client_address(request, settings.server.trust_forwarded_for)
     )
     sockets = request.app[SOCKETS]
-    admitted = sockets.per_address.acquire(address, settings.limits.connections_per_address)
+    admitted, counted = await _acquire(request, address)
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
         max_msg_size=settings.limits.frame_max_bytes,
@@ -69,8 +92,8 @@ async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection
     try:
         await ws.prepare(request)
     except BaseException:
-        if admitted:
-            sockets.per_address.release(address)
+        if counted:
+            await _release(request, address)
         raise
     request[UPGRADED] = True
     sockets.all.add(ws)
@@ -79,7 +102,7 @@ async def _open(request: web.Request) -> tuple[web.WebSocketResponse, Connection
     if not admitted:
         log.warning("too_many_connections_from_one_address")
         conn.close(CloseCode.TOO_MANY, "too many connections")
-    return ws, conn, address, admitted
+    return ws, conn, address, admitted, counted
 
 
 async def _pump(
@@ -182,8 +205,7 @@ async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings):
         raise web.HTTPForbidden(reason="Origin not allowed")
-    ws, conn, address, admitted = await _open(request)
-    sockets = request.app[SOCKETS]
+    ws, conn, address, admitted, counted = await _open(request)
     session = VisitorSession(request.app[SERVICE], conn, address)
     limit = settings.limits.text_max_chars
 
@@ -203,8 +225,8 @@ async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
                 settings.limits.visitor_burst,
             )
     finally:
-        if admitted:
-            sockets.per_address.release(address)
+        if counted:
+            await _release(request, address)
         try:
             await session.closed()
         except (RedisError, OSError):
@@ -223,9 +245,8 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
     if member is None:
         raise web.HTTPUnauthorized(reason="log in first")
     token_hash = session_hash(request_token(request) or "")
-    ws, conn, address, admitted = await _open(request)
+    ws, conn, address, admitted, counted = await _open(request)
     conn.session = token_hash
-    sockets = request.app[SOCKETS]
     session = StaffSession(request.app[SERVICE], conn, member)
     limit = settings.limits.text_max_chars
 
@@ -261,8 +282,9 @@ async def staff_socket(request: web.Request) -> web.WebSocketResponse:
             )
     finally:
         watcher.cancel()
+        if counted:
+            await _release(request, address)
         if admitted:
-            sockets.per_address.release(address)
             try:
                 await session.closed()
             except (RedisError, OSError):

@@ -56,6 +56,26 @@ REASSIGN_REFUSALS = {
 WAIT_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
+#: A count of open sockets per address outlives its last change by at most this long, so
+#: counts a killed process leaked expire (the live sockets' counts are refreshed on every
+#: connect and close from that address; a lost count only ever makes the limit looser).
+CONNECTION_COUNT_TTL = 3600
+_CONN_ACQUIRE = """
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then
+  if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+_CONN_RELEASE = """
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class SayResult:
     seq: int
@@ -148,6 +168,20 @@ class Store:
 
     async def delete_session(self, token_hash: str) -> None:
         await self.r.delete(self.keys.session(token_hash))
+
+    # -- open sockets per hashed address (across every process) ----------------------
+    async def acquire_connection(self, address_hash: str, limit: int) -> bool:
+        """Count one more open socket for this address; False (nothing counted) at the limit."""
+        script = self._scripts.get("conn_acquire") or self.r.register_script(_CONN_ACQUIRE)
+        self._scripts["conn_acquire"] = script
+        key = self.keys.connections(address_hash)
+        return bool(await script(keys=[key], args=[limit, CONNECTION_COUNT_TTL]))
+
+    async def release_connection(self, address_hash: str) -> None:
+        script = self._scripts.get("conn_release") or self.r.register_script(_CONN_RELEASE)
+        self._scripts["conn_release"] = script
+        key = self.keys.connections(address_hash)
+        await script(keys=[key], args=[CONNECTION_COUNT_TTL])
 
     # -- conversations --------------------------------------------------------------
     async def open_conversation(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio
 import websockets
 
 from chatserver.appkeys import ADDRESSES
 from tests.chatserver.test_errors import custom_server
 from tests.chatserver.test_supervision import chatting
 from tests.helpers import Client, LiveServer
+from tests.procs import chatserver
 
 
 async def test_block_keeps_browser_and_network_out(server: LiveServer) -> None:
@@ -110,7 +113,7 @@ async def test_logout_closes_every_socket_of_the_session(server: LiveServer) -> 
 
 
 async def test_only_websocket_version_13(server: LiveServer) -> None:
-    """An upgrade with another Sec-WebSocket-Version is refused."""
+    """An upgrade with another Sec-WebSocket-Version gets 426 naming version 13 (RFC 6455)."""
     async with (
         aiohttp.ClientSession() as http,
         http.get(
@@ -123,7 +126,7 @@ async def test_only_websocket_version_13(server: LiveServer) -> None:
             },
         ) as r,
     ):
-        assert r.status in (400, 426)
+        assert r.status == 426 and r.headers["Sec-WebSocket-Version"] == "13"
 
 
 async def test_totp_second_factor_for_supervisors(server: LiveServer) -> None:
@@ -323,3 +326,56 @@ async def test_blocked_browser_is_refused_from_another_network(
                 assert later.ws.close_code == 1008
                 assert loop.time() < deadline, "the block never expired"
                 await asyncio.sleep(0.5)
+
+
+async def _visitor_at(port: int) -> Client:
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/visitor",
+        subprotocols=["chat.v1.json"],  # type: ignore[list-item]
+    )
+    return Client(ws, "chat.v1.json")
+
+
+async def _admitted(port: int, nickname: str) -> Client | None:
+    """A visitor socket that gets its welcome, or None when it was closed with 4429."""
+    client = await _visitor_at(port)
+    try:
+        await client.send({"type": "hello", "nickname": nickname})
+        await client.expect("welcome")
+    except websockets.ConnectionClosed:
+        assert client.ws.close_code == 4429
+        return None
+    return client
+
+
+async def test_connections_per_address_hold_across_processes(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """Two processes on one Redis share connections_per_address; a close frees a place."""
+    config = "[limits]\nconnections_per_address = 3\n"
+    with (
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=config) as (_, a),
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=config) as (_, b),
+    ):
+        held = [await _admitted(a, "Een"), await _admitted(a, "Twee"), await _admitted(b, "Drie")]
+        assert all(held)
+        assert await _admitted(b, "Vier") is None
+        assert await _admitted(a, "Vijf") is None
+        counts = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            keys = await counts.keys(f"{key_prefix}:{{g}}:conns:*")
+            assert len(keys) == 1 and await counts.get(keys[0]) == "3"
+            assert 0 < await counts.ttl(keys[0]) <= 3600  # a count a crash leaks expires
+        finally:
+            await counts.aclose()
+        first = held[0]
+        assert first is not None
+        await first.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (again := await _admitted(b, "Zes")) is None:  # the close is counted down
+            assert loop.time() < deadline, "a closed socket never freed its place"
+            await asyncio.sleep(0.2)
+        for client in [*held[1:], again]:
+            assert client is not None
+            await client.close()
