@@ -32,7 +32,14 @@ async def test_three_processes_random_churn(
     store = await make_store(redis_url, key_prefix)
     with contextlib.ExitStack() as stack:
         ports = [
-            stack.enter_context(chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix))[1]
+            stack.enter_context(
+                chatserver(
+                    tmp_path,
+                    redis_url=redis_url,
+                    key_prefix=key_prefix,
+                    config="[limits]\nconnections_per_address = 1000\n",  # all from 127.0.0.1
+                )
+            )[1]
             for _ in range(3)
         ]
         staff_frames: dict[str, list[dict[str, Any]]] = {}
@@ -82,6 +89,7 @@ async def test_three_processes_random_churn(
                 name = rng.choice(list(staff_clients))
                 await drain(staff_clients[name], staff_frames[name])
                 await staff_clients[name].close()
+                staff_frames[name].append({"type": "_reconnect"})  # the new socket starts over
                 token = await staff_token(rng.choice(ports), store, name)
                 staff_clients[name] = await connect(
                     rng.choice(ports), "/ws/staff", "chat.v1.msgpack", token
@@ -105,7 +113,9 @@ async def test_three_processes_random_churn(
             await drain(client, visitor_frames.setdefault(conv, []), 0.1)
 
         check_owners(staff_frames)
+        check_capacity(staff_frames)
         await check_positions(store, visitors, visitor_frames)
+        await check_fifo(store, list(visitor_frames))
         await check_store(store, list(staff_clients))
     await store.r.aclose()
     await store.rb.aclose()
@@ -125,19 +135,58 @@ def check_owners(staff_frames: dict[str, list[dict[str, Any]]]) -> None:
 async def check_positions(
     store: Any, visitors: dict[str, Any], visitor_frames: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """The last positions told to the visitors still waiting are 1..n."""
+    """Each visitor still waiting was last told exactly their rank in the queue."""
     k, r = store.keys, store.r
     queue = await r.zrange(k.queue, 0, -1)
-    positions = {}
-    for conv, frames in visitor_frames.items():
-        queued = [f for f in frames if f["type"] == "queued"]
-        meta = await r.hgetall(k.conversation(conv))
-        if meta.get("state") == "waiting" and conv in visitors and queued:
-            positions[conv] = queued[-1]["position"]
-    if positions and len(positions) == len(queue):
-        assert sorted(positions.values()) == list(range(1, len(queue) + 1))
-    for conv in queue:
+    for rank, conv in enumerate(queue, start=1):
         assert await r.hget(k.conversation(conv), "state") == "waiting"
+        assert conv in visitors, "a waiting conversation nobody is connected to"
+        queued = [f for f in visitor_frames[conv] if f["type"] == "queued"]
+        assert queued, "a waiting visitor was never told a position"
+        assert queued[-1]["position"] == rank, (conv, queued[-1], rank)
+
+
+def check_capacity(staff_frames: dict[str, list[dict[str, Any]]]) -> None:
+    """Replaying each counsellor's frames: open chats never exceed the capacity in force.
+
+    The capacity in force is the larger of the last two a status reply told (a claim made
+    just before a lowering may be announced just after its reply); a reconnect starts the
+    count over, the new socket is sent each open chat again."""
+    for name, frames in staff_frames.items():
+        caps: list[int] = []
+        open_: set[str] = set()
+        assigned = 0
+        for f in frames:
+            if f["type"] == "_reconnect":
+                open_ = set()
+            elif f["type"] == "status":
+                caps.append(int(f["capacity"]))
+            elif f["type"] == "assigned":
+                open_.add(f["conversation_id"])
+                assigned += 1
+                assert caps, f"{name} was assigned before any status"
+                assert len(open_) <= max(caps[-2:]), (name, len(open_), caps[-2:])
+            elif f["type"] == "ended":
+                open_.discard(f["conversation_id"])
+        assert assigned or not caps or max(caps) >= 1
+
+
+async def check_fifo(store: Any, convs: list[str]) -> None:
+    """Equal priority is first come, first served: nobody was skipped. Allowing for three
+    processes planning at once, an older visitor may get a counsellor at most 0.5 s after
+    a younger one did (the assigners run at least every 2 s)."""
+    r, k = store.r, store.keys
+    metas = {c: await r.hgetall(k.conversation(c)) for c in convs}
+    now = max(float(m.get("ended") or m.get("assigned") or m["enqueued"]) for m in metas.values())
+    served = {c: float(m["assigned"]) for c, m in metas.items() if m.get("assigned")}
+    assert served, "nobody was ever served"
+    for younger, at in served.items():
+        for older, meta in metas.items():
+            if float(meta["enqueued"]) >= float(metas[younger]["enqueued"]):
+                continue
+            assert meta.get("priority", "0") == metas[younger].get("priority", "0")
+            out = served.get(older) or float(meta.get("ended") or now)
+            assert out <= at + 0.5, f"{older} waited on while the younger {younger} was served"
 
 
 async def check_store(store: Any, names: list[str]) -> None:
