@@ -223,3 +223,56 @@ async def test_connection_cut_mid_send_stores_the_message_once(
         )
     await store.r.aclose()
     await store.rb.aclose()
+
+
+NO_TOTP = "[auth]\ntotp_roles = []\n"  # supervisors log in with a password only here
+
+
+async def test_trainee_is_not_watched_by_a_dead_or_offline_supervisor(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """A trainee's watcher whose process died, or who is offline, does not count: no chat."""
+    store = await make_store(redis_url, key_prefix)
+    pw = "a long password"
+    await add_staff(store, "tim", pw, Role.COUNSELLOR, "Tim", trainee=True)
+    for name in ("bert", "bob"):
+        await add_staff(store, name, pw, Role.SUPERVISOR, name.title())
+    tim_id = (await store.account("tim") or {})["id"]
+    with (
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=NO_TOTP) as (
+            proc_a,
+            port_a,
+        ),
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=NO_TOTP) as (
+            _,
+            port_b,
+        ),
+    ):
+        trainee = await counsellor_on(port_b, store, "tim", protocol="chat.v1.json")
+        bert = await connect(port_a, "/ws/staff", token=await staff_token(port_a, store, "bert"))
+        await bert.expect("welcome")
+        await bert.send({"type": "watch_trainee", "staff_id": tim_id, "ref": "w"})
+        await bert.expect("ack", skip=("queue", "overview"))
+        os.kill(proc_a.pid, signal.SIGKILL)
+        proc_a.wait()
+        for _ in range(100):  # until the other process has reaped the dead one
+            if len(await store.r.zrange(store.keys.nodes, 0, -1)) == 1:
+                break
+            await asyncio.sleep(0.2)
+        assert len(await store.r.zrange(store.keys.nodes, 0, -1)) == 1
+        visitor = await connect(port_b)
+        await visitor.send({"type": "hello", "nickname": "Wachtend"})
+        conv = (await visitor.expect("welcome"))["conversation_id"]
+        await trainee.nothing(1.5, skip=("queue", "status"))
+        bob = await connect(port_b, "/ws/staff", token=await staff_token(port_b, store, "bob"))
+        await bob.expect("welcome")
+        await bob.send({"type": "status", "state": "offline", "ref": "o"})
+        await bob.expect("status", skip=("queue",))
+        await bob.send({"type": "watch_trainee", "staff_id": tim_id, "ref": "w"})
+        await bob.expect("ack", skip=("queue", "overview", "status"))
+        await trainee.nothing(1.5, skip=("queue", "status"))
+        await bob.send({"type": "status", "state": "paused", "ref": "p"})
+        got = await trainee.expect("assigned", timeout=10, skip=("queue", "status"))
+        assert got["conversation_id"] == conv
+    await store.r.aclose()
+    await store.rb.aclose()
