@@ -29,6 +29,16 @@ def client_address(request: web.Request, trust_forwarded_for: bool) -> str:
     return request.remote or "unknown"
 
 
+def public_scheme(request: web.Request, trust_forwarded_for: bool) -> str:
+    """``https`` behind a TLS proxy that says so (X-Forwarded-Proto, trusted like
+    X-Forwarded-For), else the scheme this process was reached with."""
+    if trust_forwarded_for:
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if proto in ("http", "https"):
+            return proto
+    return request.scheme
+
+
 class AddressHasher:
     """Keyed hashes of client addresses; ``clock`` (Unix seconds) picks the day's secret."""
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from chatserver import insights, review
-from chatserver.addresses import AddressHasher
+from chatserver.addresses import AddressHasher, public_scheme
 from chatserver.appkeys import (
     ADDRESSES,
     REDIS_URL,
@@ -186,7 +186,8 @@ async def public_config(request: web.Request) -> web.Response:
 
 def _absolute(request: web.Request, url: str) -> str:
     """A path like ``/neutral`` becomes a URL on this server's own origin."""
-    return f"{request.scheme}://{request.host}{url}" if url.startswith("/") else url
+    scheme = public_scheme(request, request.app[SETTINGS].server.trust_forwarded_for)
+    return f"{scheme}://{request.host}{url}" if url.startswith("/") else url
 
 
 async def nickname_suggestion(request: web.Request) -> web.Response:

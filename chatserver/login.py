@@ -22,6 +22,7 @@ from chatserver.auth import (
     verify_login,
 )
 from chatserver.events import event
+from chatserver.security import csrf_ok
 
 log = structlog.get_logger("chatserver.login")
 
@@ -182,6 +183,8 @@ async def member_for_session(
 
 async def logout(request: web.Request) -> web.Response:
     """End the session, and close every socket opened with it, on every process."""
+    if not csrf_ok(request):
+        return _json({"error": "forbidden", "message": "cross-site request refused"}, 403)
     token = request_token(request)
     if token is not None:
         hashed = session_hash(token)

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from chatserver.addresses import public_scheme
 from chatserver.appkeys import SETTINGS, STORE
 from chatserver.auth import AccountExists, Role, StaffMember, add_staff
 from chatserver.login import authenticate
@@ -36,7 +37,8 @@ def csrf_ok(request: web.Request) -> bool:
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    scheme = public_scheme(request, request.app[SETTINGS].server.trust_forwarded_for)
+    if origin is not None and origin != f"{scheme}://{request.host}":
         return False
     return request.headers.get("X-Requested-With") == "chat"
 

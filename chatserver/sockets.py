@@ -17,7 +17,7 @@ import structlog
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
-from chatserver.addresses import client_address
+from chatserver.addresses import client_address, public_scheme
 from chatserver.appkeys import ADDRESSES, SERVICE, SETTINGS, SOCKETS, STORE
 from chatserver.auth import StaffMember, session_hash
 from chatserver.codec import SUBPROTOCOLS, Subprotocol, decode
@@ -40,11 +40,12 @@ SESSION_REFRESH_SECONDS = 60.0
 
 
 def origin_allowed(request: web.Request, settings: Settings) -> bool:
-    """Exact match against our own origin and the configured ones; ``null`` is refused."""
+    """Exact match against our own origin (its scheme from X-Forwarded-Proto behind a trusted
+    proxy) and the configured ones; ``null`` is refused."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser
-    own = f"{request.scheme}://{request.host}"
+    own = f"{public_scheme(request, settings.server.trust_forwarded_for)}://{request.host}"
     return origin == own or origin in settings.server.allowed_origins
 
 

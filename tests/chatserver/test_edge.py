@@ -379,3 +379,52 @@ async def test_connections_per_address_hold_across_processes(
         for client in [*held[1:], again]:
             assert client is not None
             await client.close()
+
+
+async def test_origin_behind_a_trusted_tls_proxy(redis_url: str, key_prefix: str) -> None:
+    """Behind a trusted proxy saying X-Forwarded-Proto: https, the page's https Origin passes
+    on both sockets; without that header, or without trust, it is refused."""
+    async with custom_server(redis_url, key_prefix, server={"trust_forwarded_for": True}) as live:
+        host = live.base.removeprefix("http://")
+        proxied = {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
+        visitor = await live.connect(headers=proxied)
+        await visitor.send({"type": "hello", "nickname": "Proxy"})
+        await visitor.expect("welcome")
+        await live.add_staff("anna")
+        token = (await live.login("anna"))["token"]
+        staff = await live.connect(
+            "/ws/staff", headers={**proxied, "Authorization": f"Bearer {token}"}
+        )
+        await staff.expect("welcome")
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await live.connect(headers={"Origin": f"https://{host}"})
+        assert info.value.response.status_code == 403
+    async with custom_server(redis_url, key_prefix) as live:
+        host = live.base.removeprefix("http://")
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await live.connect(headers={"Origin": f"https://{host}", "X-Forwarded-Proto": "https"})
+        assert info.value.response.status_code == 403
+
+
+async def test_logout_refuses_cross_site_cookie_posts(server: LiveServer) -> None:
+    """A cookie logout from another site (or without our pages' header) gets 403 and the
+    session lives on; from our own page it ends the session."""
+    await server.add_staff("anna")
+    token = (await server.login("anna"))["token"]
+    cookie = {"Cookie": f"__Host-chat_session={token}"}
+    ours = {"Sec-Fetch-Site": "same-origin", "Origin": server.base, "X-Requested-With": "chat"}
+    async with aiohttp.ClientSession() as http:
+        for forged in (
+            {**ours, "Sec-Fetch-Site": "cross-site"},
+            {**ours, "Origin": "https://evil.example"},
+            {"Sec-Fetch-Site": "same-origin", "Origin": server.base},
+        ):
+            async with http.post(f"{server.base}/api/logout", headers={**cookie, **forged}) as r:
+                assert r.status == 403 and (await r.json())["error"] == "forbidden"
+        tab = await server.connect("/ws/staff", headers=cookie)
+        await tab.expect("welcome")  # the session still lives
+        async with http.post(f"{server.base}/api/logout", headers={**cookie, **ours}) as r:
+            assert r.status == 200
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await server.connect("/ws/staff", headers=cookie)
+    assert info.value.response.status_code == 401
