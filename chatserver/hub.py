@@ -118,6 +118,8 @@ class Hub:
         self.clock: Callable[[], float] = time.time
         #: When eta is unknown, a conversation is assumed to take this long (closing check).
         self.assumed_handling_seconds = 900.0
+        #: Waiting visitors are looked at this often even when nothing changed (closing).
+        self.recheck_seconds = 30.0
 
     # -- registry -----------------------------------------------------------------
     def add_visitor(self, link: VisitorLink) -> None:
@@ -505,12 +507,12 @@ class Hub:
     }
 
     # -- queue positions ------------------------------------------------------------
-    async def positions_loop(self, min_interval: float = 0.05, recheck: float = 30.0) -> None:
+    async def positions_loop(self, min_interval: float = 0.05) -> None:
         """Send ``queued`` to each local waiting visitor whose position changed; every
-        ``recheck`` seconds look again anyway, as closing time comes nearer by itself."""
+        ``recheck_seconds`` look again anyway, as closing time comes nearer by itself."""
         while not self.stopping:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(recheck):
+                async with asyncio.timeout(self.recheck_seconds):
                     await self._positions_due.wait()
             self._positions_due.clear()
             try:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import redis.asyncio as aioredis
 
+from chatserver.appkeys import SERVICE
 from chatserver.config import Settings
-from chatserver.hub import VISITOR_TEXTS
+from chatserver.hub import CLOSING_SOON, VISITOR_TEXTS
+from queueing.hours import DAYS
 from tests.chatserver.test_errors import custom_server
 from tests.conftest import free_port, start_redis
 from tests.helpers import LiveServer
@@ -267,9 +270,7 @@ async def test_whispers_reach_the_counsellor_who_takes_the_chat(server: LiveServ
     assert [w["text"] for w in (await again.expect("assigned"))["whispers"]] == ["let op"]
 
 
-async def test_visitor_notices_follow_the_visitor_language(
-    redis_url: str, key_prefix: str
-) -> None:
+async def test_visitor_notices_follow_the_visitor_language(redis_url: str, key_prefix: str) -> None:
     """counsellor_reconnecting, counsellor_back and transferred come in the visitor's lang."""
     async with custom_server(redis_url, key_prefix, grace={"counsellor_seconds": 0.5}) as live:
         counsellor = await live.staff("anna")
@@ -295,3 +296,24 @@ async def test_visitor_notices_follow_the_visitor_language(
             VISITOR_TEXTS["requeued"]["en"],
         )
         assert moved["message"]
+
+
+async def test_closing_soon_comes_as_closing_time_nears(redis_url: str, key_prefix: str) -> None:
+    """A visitor waiting at the same place is told closing_soon once the service clock nears
+    closing time, even without an estimate (assumed handling time), in their language."""
+    table = {"timezone": "UTC", **{d: ["09:00-21:00"] for d in DAYS}}
+    settings = replace(Settings(), hours=table)
+    settings = replace(settings, server=replace(settings.server, key_prefix=key_prefix))
+    now = [datetime(2026, 6, 10, 19, 0, tzinfo=UTC).timestamp()]  # two hours before closing
+    async with LiveServer.start(settings, redis_url) as live:
+        service = live.app[SERVICE]
+        service.clock = lambda: now[0]
+        service.hub.recheck_seconds = 0.2
+        visitor, _ = await live.visitor("Laatkomer", lang="en")
+        queued = await visitor.expect("queued")
+        assert (queued["position"], queued["eta_seconds"]) == (1, None)
+        await visitor.nothing(1.0)  # one assumed conversation fits in the two hours
+        now[0] += 110 * 60  # ten minutes to closing
+        notice = await visitor.expect("notice", timeout=5, skip=())
+        assert (notice["code"], notice["message"]) == ("closing_soon", CLOSING_SOON["en"])
+        await visitor.nothing(1.0)  # told once, and no new position: it did not change
