@@ -21,3 +21,31 @@ def mean_wait(servers: int, arrivals_per_second: float, mean_handling: float) ->
     if load >= servers:
         return math.inf
     return probability_of_waiting(servers, load) * mean_handling / (servers - load)
+
+
+def probability_wait_exceeds(
+    servers: int, arrivals_per_second: float, mean_handling: float, seconds: float
+) -> float:
+    """The chance an arrival waits longer than ``seconds`` (M/M/c, first come first served)."""
+    load = arrivals_per_second * mean_handling
+    if load >= servers:
+        return 1.0
+    c = probability_of_waiting(servers, load)
+    return c * math.exp(-(servers - load) * seconds / mean_handling)
+
+
+def servers_for_wait_quantile(
+    arrivals_per_second: float,
+    mean_handling: float,
+    target_seconds: float,
+    quantile: float = 0.9,
+    most: int = 200,
+) -> int:
+    """The fewest servers for which the ``quantile`` of the wait is within the target."""
+    for servers in range(1, most + 1):
+        exceeds = probability_wait_exceeds(
+            servers, arrivals_per_second, mean_handling, target_seconds
+        )
+        if exceeds <= 1 - quantile:
+            return servers
+    return most

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from queueing.erlang import mean_wait, probability_of_waiting
+from queueing.erlang import mean_wait, probability_of_waiting, servers_for_wait_quantile
 from queueing.simulate_cli import main
-from queueing.simulator import Scenario, simulate, staffing_plan
+from queueing.simulator import HOUR, Result, Scenario, simulate, staffing_plan
 
 
 def test_erlang_c_known_value() -> None:
@@ -53,10 +53,70 @@ def test_staffing_plan_meets_the_target_and_grows_with_demand() -> None:
     assert check.wait_p90 <= 300
 
 
+def test_erlang_c_staffing_for_a_wait_quantile() -> None:
+    """12/h at 20 min each: Erlang C needs 7 for 90 % within 5 min (6 leave 17 % waiting)."""
+    assert servers_for_wait_quantile(12 / 3600, 1200, 300) == 7
+
+
+@pytest.mark.parametrize("patience", [600.0, None])
+def test_staffing_plan_is_at_least_erlang_c(patience: float | None) -> None:
+    """Visitors who give up count against the plan: at 12/h (20 min each, 10 min patience
+    or none) it asks for at least what Erlang C asks for a 5 min p90 wait."""
+    plan = staffing_plan((12,), target_p90_wait=300, mean_handling=1200, mean_patience=patience)
+    assert plan[0] >= servers_for_wait_quantile(12 / 3600, 1200, 300)
+
+
+def test_abandoned_visitors_count_as_not_helped_in_time() -> None:
+    """A visitor who gave up is late however soon they left; their wait is kept."""
+    result = Result(waits=[0.0, 10.0, 400.0], abandoned_waits=[5.0])
+    assert result.share_waiting_longer(300) == pytest.approx(2 / 4)
+    run = simulate(Scenario((12,) * 6, (3,) * 6, 1200, None, 600, seed=4))
+    assert run.abandoned == len(run.abandoned_waits) > 0
+    assert all(w >= 0 for w in run.abandoned_waits)
+
+
+def test_warmup_is_not_counted() -> None:
+    """Visitors who arrive during the warm-up are left out of the result."""
+    whole = simulate(Scenario((10,) * 4, (3,) * 4, 1200, None, 600, seed=5, warmup=4 * HOUR))
+    assert whole.served == whole.abandoned == 0 and whole.staffed_seconds == 0
+    half = simulate(Scenario((10,) * 4, (3,) * 4, 1200, None, 600, seed=5, warmup=2 * HOUR))
+    full = simulate(Scenario((10,) * 4, (3,) * 4, 1200, None, 600, seed=5))
+    assert 0 < half.served + half.abandoned < full.served + full.abandoned
+
+
+def test_estimate_beats_naive_for_visitors_who_really_waited() -> None:
+    """On a busy evening our estimate errs less than the naive one also for visitors who
+    waited (helped at once, ours is exactly right and the naive one is not: unfair)."""
+    pooled = Result()
+    for seed in range(10):
+        pooled.merge(
+            simulate(
+                Scenario(
+                    (8, 10, 12, 12, 10, 8), (3, 3, 4, 4, 3, 3), 1200, 600, 600, 0.05, seed=seed
+                )
+            )
+        )
+    assert len(pooled.waited_errors_ours) >= 100
+    assert pooled.waited_mae_ours < pooled.waited_mae_naive
+
+
 def test_command_line(capsys: pytest.CaptureFixture[str]) -> None:
-    """`chatserver simulate` prints waits, abandonment, utilisation and both estimate errors."""
+    """`chatserver simulate` prints the estimate errors of visitors who waited first, then
+    waits, abandonment and utilisation; Erlang C only beside a long steady run."""
     assert main(["--arrivals-per-hour", "6,8", "--counsellors", "3", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     assert "p90" in out and "utilisation" in out and "naive" in out
+    lines = out.splitlines()
+    assert "really waited" in lines[1] and "every visitor" in lines[2]
+    short = ["--arrivals-per-hour", "9", "--counsellors", "4", "--mean-patience-minutes", "inf"]
+    assert main(short) == 0
+    assert "Erlang C mean wait" not in capsys.readouterr().out
+    assert main([*short, "--steady-hours", "20", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Erlang C mean wait" not in out and "too short" in out
+    assert main([*short, "--steady-hours", "200", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"Erlang C mean wait for this steady state: {mean_wait(4, 9 / 3600, 1200):7.0f} s" in out
+    assert "first 20 h discarded" in out
     assert main(["--arrivals-per-hour", "4,8", "--target-p90-wait", "300"]) == 0
     assert "counsellor(s)" in capsys.readouterr().out
