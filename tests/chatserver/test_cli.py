@@ -256,3 +256,22 @@ def test_embedded_redis_takes_appendfsync_from_the_config(tmp_path: Path) -> Non
         timeout=30,
     )
     assert result.returncode == 2 and "appendfsync" in result.stderr
+
+
+async def test_embedded_redis_dies_with_a_killed_serve(tmp_path: Path) -> None:
+    """After kill -9 of serve the next serve on the same data dir starts, with the data;
+    after a clean exit no private Redis is left running."""
+    from chatserver.embedded import answers, socket_path
+
+    data_dir, port = tmp_path / "data", free_port()
+    with serving(data_dir, port) as proc:
+        added = staff_add(data_dir, "anna")
+        assert added.returncode == 0, added.stderr
+        proc.kill()  # SIGKILL: no cleanup in the service itself
+        proc.wait()
+    with serving(data_dir, port):
+        token = await login(port, "anna")  # the account made before the kill is there
+        counsellor = await connect(port, "/ws/staff", "chat.v1.json", token)
+        await counsellor.expect("welcome")
+        await counsellor.close()
+    assert not answers(socket_path(data_dir))
