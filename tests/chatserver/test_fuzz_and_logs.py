@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgpack
 import pytest
 import structlog
@@ -13,9 +16,14 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.chatserver.test_errors import custom_server
+from chatserver.auth import Role, add_staff
+from chatserver.keys import Keys
+from chatserver.redisconn import connect as connect_redis
+from chatserver.store import Store
+from tests.chatserver.test_errors import custom_server, malformed_request
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import Client, LiveServer
+from tests.procs import chatserver
 
 TOKENS: dict[str, str] = {}  # one login per server: a TOTP code is accepted once
 CONTRACT_CODES = {
@@ -210,3 +218,59 @@ async def test_logs_hold_no_text_nickname_or_address(server: LiveServer) -> None
     dump = json.dumps(logs, default=str)
     for secret in ("mijn diepste geheim", "Geheimpje", "127.0.0.1"):
         assert secret not in dump
+
+
+async def test_real_process_stderr_holds_json_without_text_names_or_addresses(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """A real serve's stderr, stdlib loggers (aiohttp.server) included, is JSON lines only
+    and never holds message text, a nickname or an address."""
+    text = connect_redis(redis_url, decode=True)
+    binary = connect_redis(redis_url, decode=False)
+    try:
+        await add_staff(
+            Store(text, binary, Keys(key_prefix)), "anna", "correct horse 1", Role.COUNSELLOR, "A"
+        )
+    finally:
+        await text.aclose()
+        await binary.aclose()
+    with chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (proc, port):
+        base = f"http://127.0.0.1:{port}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base}/api/login", json={"username": "anna", "password": "correct horse 1"}
+            ) as r,
+        ):
+            token = (await r.json())["token"]
+        ws_base = f"ws://127.0.0.1:{port}"
+        staff = Client(
+            await websockets.connect(
+                f"{ws_base}/ws/staff", additional_headers={"Authorization": f"Bearer {token}"}
+            ),
+            "chat.v1.json",
+        )
+        await staff.expect("welcome")
+        await staff.send({"type": "status", "state": "available", "capacity": 1})
+        visitor = Client(await websockets.connect(f"{ws_base}/ws/visitor"), "chat.v1.json")
+        await visitor.send({"type": "hello", "nickname": "Geheimpje"})
+        await visitor.expect("welcome")
+        await staff.expect("assigned", skip=("status", "queue"))
+        await visitor.expect("assigned")
+        await visitor.send({"type": "say", "text": "mijn diepste geheim", "ref": "1"})
+        await visitor.expect("ack")
+        await staff.expect("message", skip=("queue", "typing"))
+        malformed_request(port)  # aiohttp's own logger writes a line
+        await visitor.close()
+        await staff.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    lines = [
+        line for line in (tmp_path / f"serve-{port}.log").read_text().splitlines() if line.strip()
+    ]
+    events = [json.loads(line) for line in lines]
+    assert any(e.get("logger") == "aiohttp.server" for e in events)
+    assert any(e.get("event") == "login" for e in events)
+    joined = "\n".join(lines)
+    for secret in ("mijn diepste geheim", "Geheimpje", "127.0.0.1"):
+        assert secret not in joined
