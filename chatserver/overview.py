@@ -30,6 +30,7 @@ async def build_overview(store: Store, now: float) -> dict[str, Any]:
                 "nickname": meta.get("nickname", ""),
                 "topic": meta.get("topic") or None,
                 "priority": visitor.priority,
+                "enqueued_ts": enqueued,
                 "waited_seconds": round(now - enqueued, 1),
                 "flags": conversation_flags(meta),
             }

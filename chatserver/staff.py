@@ -239,6 +239,8 @@ class StaffSession:
     async def _on_help(self, frame: ConversationFrame) -> None:
         await self._own(frame.conversation_id)
         await self._audit("help", frame.conversation_id)
+        await self.store.add_flags(frame.conversation_id, ("help_requested",))
+        await self.store.publish(event("overview"))
         await self.store.publish(
             event(
                 "alert",

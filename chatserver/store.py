@@ -76,6 +76,25 @@ return n
 """
 
 
+#: KEYS[1] conversation hash; ARGV flags. Adds each flag once to its comma list
+#: (only while the conversation exists); returns how many were new.
+ADD_FLAGS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = redis.call('HGET', KEYS[1], 'flags') or ''
+local have, added = {}, 0
+for f in string.gmatch(current, '[^,]+') do have[f] = true end
+for i = 1, #ARGV do
+  if not have[ARGV[i]] then
+    have[ARGV[i]] = true
+    current = current == '' and ARGV[i] or (current .. ',' .. ARGV[i])
+    added = added + 1
+  end
+end
+if added > 0 then redis.call('HSET', KEYS[1], 'flags', current) end
+return added
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class SayResult:
     seq: int
@@ -710,6 +729,16 @@ class Store:
                 [conversation_id, priority, PRIORITY_WEIGHT, k.channel, event("queue"), flag],
             )
         )
+
+    async def add_flags(self, conversation_id: str, flags: tuple[str, ...]) -> bool:
+        """Mark the conversation (``abuse``, ``pii``, ``help_requested``) for the overview;
+        True when a flag was new. One script, so two marks at once both stay."""
+        if not flags:
+            return False
+        added = await self.r.eval(
+            ADD_FLAGS, 1, self.keys.conversation(conversation_id), *sorted(set(flags))
+        )
+        return bool(added)
 
     async def audit(
         self,

@@ -10,6 +10,7 @@ import structlog
 
 from chatserver.connection import Connection
 from chatserver.errors import ErrorCode, FrameError
+from chatserver.events import event
 from chatserver.frames import Hello, Leave, Say, Survey, Typing, VisitorFrame, ack_frame
 from chatserver.hub import VisitorLink
 from chatserver.retention import forget_conversation
@@ -300,6 +301,9 @@ class VisitorSession:
         self.conn.send(ack_frame(frame.ref, result.seq))
         if result.duplicate:
             return
+        marks = tuple(f for f in flags if f in ("abuse", "pii"))
+        if marks and await self.store.add_flags(conv, marks):
+            await self.store.publish(event("overview"))
         if check.pii:
             self.conn.send(
                 {

@@ -31,11 +31,11 @@ async def test_overview_shows_queue_conversations_and_staff(server: LiveServer) 
     await sup.send({"type": "overview"})
     first = await sup.expect("overview")
     assert first["queue"] == [] and first["conversations"] == []
-    await server.visitor("Wachter", topic="school")
+    wachter, _ = await server.visitor("Wachter", topic="school")
 
     async def until(pred: Any) -> dict[str, Any]:
         while True:
-            frame = await sup.expect("overview")
+            frame = await sup.expect("overview", skip=("queue", "alert", "watching", "notice"))
             if pred(frame):
                 return frame
 
@@ -43,13 +43,32 @@ async def test_overview_shows_queue_conversations_and_staff(server: LiveServer) 
     entry = ov["queue"][0]
     assert entry["nickname"] == "Wachter" and entry["topic"] == "school"
     assert entry["priority"] == 0 and entry["waited_seconds"] >= 0
-    await server.staff("anna", skills=("school",))
+    meta = await server.store.conversation(entry["conversation_id"])
+    assert meta is not None and entry["enqueued_ts"] == float(meta["enqueued"])
+    assert entry["flags"] == []
+    anna = await server.staff("anna", skills=("school",))
     ov = await until(lambda f: f["conversations"])
     conv = ov["conversations"][0]
     assert conv["visitor"] == "Wachter" and conv["counsellor"] == "Anna"
-    assert conv["watchers"] == 0 and ov["queue"] == []
+    assert conv["watchers"] == 0 and ov["queue"] == [] and conv["flags"] == []
+    assert conv["started_ts"] == float(
+        (await server.store.conversation(conv["conversation_id"]))["assigned"]
+    )  # type: ignore[index]
+    assert conv["duration_seconds"] >= 0
     states = {s["display_name"]: (s["state"], s["conversations"]) for s in ov["staff"]}
     assert states["Anna"] == ("available", 1) and states["Bert"][0] in ("offline", "paused")
+    # Moderation marks and a help request reach the overview as flags; a watch as a count.
+    cid = conv["conversation_id"]
+    for i, text in enumerate(("je bent dom", "mail me: sam@example.nl", "ik wil dood, echt")):
+        await wachter.send({"type": "say", "text": text, "ref": f"m{i}"})
+        await wachter.expect("ack", skip=("notice", "queued", "assigned"))
+    await anna.send({"type": "help", "conversation_id": cid, "ref": "h"})
+    await anna.expect("ack", skip=("message", "queue", "assigned"))
+    ov = await until(lambda f: f["conversations"] and len(f["conversations"][0]["flags"]) == 4)
+    assert ov["conversations"][0]["flags"] == ["abuse", "crisis", "help_requested", "pii"]
+    await sup.send({"type": "watch", "conversation_id": cid})
+    ov = await until(lambda f: f["conversations"] and f["conversations"][0]["watchers"] == 1)
+    assert ov["conversations"][0]["duration_seconds"] >= 0
 
 
 async def test_silent_watch_and_whisper_never_reach_the_visitor(server: LiveServer) -> None:
