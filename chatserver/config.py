@@ -117,6 +117,15 @@ class TextSettings:
     closed_en: str = (
         "The chat is closed right now. Need help now? Call 113 (0800-0113), or 112 in an emergency."
     )
+    #: When the queue is full (``queue.max_waiting``): the chat is open, only busy.
+    queue_full_nl: str = (
+        "Het is nu erg druk: er kan niemand meer bij in de wachtrij. Probeer het over een "
+        "tijdje opnieuw. Heb je nu hulp nodig? Bel 113 (0800-0113) of in nood 112."
+    )
+    queue_full_en: str = (
+        "It is very busy right now: the queue is full. Please try again in a while. Need help "
+        "now? Call 113 (0800-0113), or 112 in an emergency."
+    )
 
 
 @dataclass(frozen=True)

@@ -191,13 +191,12 @@ class VisitorSession:
 
     def _closed(self, reason: str, opens_at: str | None = None) -> None:
         texts = self.service.settings.texts
+        if reason == "queue_full":
+            message = texts.queue_full_en if self.lang == "en" else texts.queue_full_nl
+        else:
+            message = texts.closed_en if self.lang == "en" else texts.closed_nl
         self.conn.send(
-            {
-                "type": "closed",
-                "reason": reason,
-                "opens_at": opens_at,
-                "message": texts.closed_en if self.lang == "en" else texts.closed_nl,
-            }
+            {"type": "closed", "reason": reason, "opens_at": opens_at, "message": message}
         )
         self.conn.close(1000, reason)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -93,23 +94,6 @@ async def test_wrapup_pause_before_the_next_chat(redis_url: str, key_prefix: str
         assert (await counsellor.expect("assigned", timeout=5))["visitor"] == "Daarna"
 
 
-async def test_abandonment_recorded_with_time_waited(server: LiveServer) -> None:
-    """A visitor who leaves while waiting is counted as abandoned, with the time waited."""
-    visitor, _ = await server.visitor("Weg")
-    await visitor.expect("queued")
-    await visitor.send({"type": "leave"})
-    await visitor.expect("ended")
-    import asyncio
-
-    for _ in range(50):  # the fact is written just after the ended event goes out
-        facts = await server.store.facts_between(0, float("inf"))
-        if facts:
-            break
-        await asyncio.sleep(0.02)
-    fact = facts[0]
-    assert fact["abandoned"] == "1" and float(fact["waited"]) >= 0 and fact["duration"] == ""
-
-
 async def test_crisis_topic_is_a_crisis_signal(server: LiveServer) -> None:
     """Choosing the default topic marked crisis moves the visitor up and alerts supervisors."""
     sup = await server.staff("bert", role="supervisor", available=None)
@@ -147,3 +131,72 @@ def test_topics_marked_crisis_in_config() -> None:
         assert "crisis" in str(exc)
     else:
         raise AssertionError("crisis = 'yes' was accepted")
+
+
+async def test_queue_full_has_its_own_configurable_text(redis_url: str, key_prefix: str) -> None:
+    """A full queue is told with the [texts] queue_full text, not the closed-hours one."""
+    from tests.chatserver.test_errors import custom_server
+
+    texts = {"queue_full_en": "Full up, sorry.", "closed_en": "We are closed."}
+    async with custom_server(redis_url, key_prefix, queue={"max_waiting": 1}, texts=texts) as live:
+        await live.visitor("Eerste")
+        late = await live.connect()
+        await late.send({"type": "hello", "nickname": "Tweede", "lang": "en"})
+        closed = await late.expect("closed")
+        assert closed["reason"] == "queue_full" and closed["message"] == "Full up, sorry."
+        dutch = await live.connect()
+        await dutch.send({"type": "hello", "nickname": "Derde"})
+        message = (await dutch.expect("closed"))["message"]
+        assert message == live.settings.texts.queue_full_nl != live.settings.texts.closed_nl
+
+
+async def test_custom_closed_text_outside_hours(redis_url: str, key_prefix: str) -> None:
+    """Outside opening hours the configured closed text is sent, in the visitor's language."""
+    from tests.chatserver.test_errors import custom_server
+
+    hours = {
+        "timezone": "UTC",
+        **{d: [] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    }
+    from chatserver.appkeys import SERVICE
+    from queueing.hours import OpeningHours
+
+    async with custom_server(redis_url, key_prefix, texts={"closed_en": "Closed today."}) as live:
+        live.app[SERVICE].hours = OpeningHours.from_table(hours)  # closed every day
+        client = await live.connect()
+        await client.send({"type": "hello", "nickname": "Laat", "lang": "en"})
+        closed = await client.expect("closed")
+        assert closed["reason"] == "outside_hours" and closed["message"] == "Closed today."
+
+
+async def test_abandonment_records_the_time_waited(server: LiveServer) -> None:
+    """A visitor who leaves after waiting 90 s (on the service's clock) is recorded as
+    abandoned with at least those 90 s waited."""
+    import time
+
+    from chatserver.appkeys import SERVICE
+
+    now = [time.time()]
+    server.app[SERVICE].clock = lambda: now[0]
+    visitor, welcome = await server.visitor("Geduld")
+    await visitor.expect("queued")
+    now[0] += 90.0
+    await visitor.send({"type": "leave"})
+    await visitor.expect("ended")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not (facts := await server.store.facts_between(0, float("inf"))):
+        assert loop.time() < deadline, "no fact recorded"
+        await asyncio.sleep(0.02)
+    assert facts[0]["abandoned"] == "1" and float(facts[0]["waited"]) >= 90.0
+    assert welcome["conversation_id"]
+
+
+def test_estimate_is_null_with_fewer_than_five_conversations() -> None:
+    """No made-up numbers: with fewer than 5 handled conversations the estimate is null."""
+    from queueing.eta import MIN_SAMPLES, estimate_wait
+
+    assert MIN_SAMPLES == 5
+    for n in range(5):
+        assert estimate_wait(3, [600.0] * n, servers=2) is None
+    assert (estimate_wait(3, [600.0] * 5, servers=2) or 0) > 0

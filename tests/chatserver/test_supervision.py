@@ -404,3 +404,31 @@ async def test_back_to_queue_returns_when_nobody_else(redis_url: str, key_prefix
         assert (await visitor.expect("queued", skip=("notice",)))["position"] == 1
         again = await anna.expect("assigned", skip=("ack", "queue"))
         assert again["conversation_id"] == conv
+
+
+async def test_transferred_notice_in_the_visitors_language(server: LiveServer) -> None:
+    """An English-speaking visitor is told of a transfer in English, both ways."""
+    anna = await server.staff("anna")
+    visitor, welcome = await server.visitor("Sam", lang="en")
+    conv = welcome["conversation_id"]
+    await anna.expect("assigned")
+    cees = await server.staff("cees", available=None)
+    await cees.send({"type": "status", "state": "paused"})
+    await cees.expect("status")
+    cees_id = (await server.store.account("cees"))["id"]  # type: ignore[index]
+    await anna.send({"type": "transfer", "conversation_id": conv, "to": cees_id, "ref": "t"})
+    notice = await visitor.expect("notice", skip=("queued", "assigned"))
+    assert notice["code"] == "transferred" and "another counsellor" in notice["message"]
+    await cees.expect("assigned")
+    await anna.send({"type": "status", "state": "paused"})
+    await anna.expect("status", skip=("queue", "ended", "ack"))
+    await cees.send({"type": "transfer", "conversation_id": conv, "ref": "q"})
+    notice = await visitor.expect("notice", skip=("assigned",))
+    assert notice["code"] == "transferred" and "first in line" in notice["message"]
+    dutch, w2 = await server.visitor("Kim")
+    await anna.send({"type": "status", "state": "available"})
+    # Anna had Sam before: she gets Kim first (Sam waits for someone else a while).
+    got = await anna.expect("assigned", skip=("queue", "status"))
+    assert got["conversation_id"] == w2["conversation_id"]
+    await anna.send({"type": "transfer", "conversation_id": w2["conversation_id"], "ref": "k"})
+    assert "hulpverlener" in (await dutch.expect("notice", skip=("assigned", "queued")))["message"]
