@@ -28,6 +28,7 @@ export const STRINGS = {
 
     // visitor
     visitor_title: "Chat anoniem met iemand",
+    visitor_title_short: "Anoniem chatten",
     quick_exit: "Snel weg",
     quick_exit_hint: "Druk op Snel weg of 3 keer snel op Shift om deze pagina meteen te verlaten.",
     intro_title: "Praat met iemand",
@@ -56,6 +57,7 @@ export const STRINGS = {
     counsellor_generic: "De hulpverlener",
     chat_title: "Chat",
     log_label: "Gesprek",
+    log_empty: "Nog geen berichten. Schrijf hieronder gerust alvast wat je kwijt wilt.",
     you: "Jij",
     end_chat: "Gesprek beëindigen",
     end_confirm: "Weet je zeker dat je het gesprek wilt beëindigen?",
@@ -128,6 +130,7 @@ export const STRINGS = {
     no_conversations: "Nog geen gesprekken. Zet jezelf op ‘Beschikbaar’ om bezoekers te krijgen.",
     unread: "{n} nieuw",
     tab_ended: "afgelopen",
+    tab_new: "nieuw gesprek",
     topic: "Onderwerp",
     waited: "Wachttijd",
     no_topic: "geen onderwerp",
@@ -238,6 +241,7 @@ export const STRINGS = {
     cancel: "Cancel",
 
     visitor_title: "Chat anonymously with someone",
+    visitor_title_short: "Anonymous chat",
     quick_exit: "Quick exit",
     quick_exit_hint: "Press Quick exit, or press Shift 3 times quickly, to leave this page at once.",
     intro_title: "Talk to someone",
@@ -266,6 +270,7 @@ export const STRINGS = {
     counsellor_generic: "The counsellor",
     chat_title: "Chat",
     log_label: "Conversation",
+    log_empty: "No messages yet. Feel free to write below what's on your mind.",
     you: "You",
     end_chat: "End chat",
     end_confirm: "Are you sure you want to end the chat?",
@@ -337,6 +342,7 @@ export const STRINGS = {
     no_conversations: "No conversations yet. Set yourself to ‘Available’ to receive visitors.",
     unread: "{n} new",
     tab_ended: "ended",
+    tab_new: "new conversation",
     topic: "Topic",
     waited: "Waited",
     no_topic: "no topic",

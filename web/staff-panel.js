@@ -48,6 +48,8 @@ export class ConversationPanel {
     this.unread = 0;
     this.crisis = false;
     this.blocked = false;
+    /** A conversation that arrived in a tab that is not in front, not yet looked at. */
+    this.fresh = false;
     this.outbox = new Map(); // ref → text
     this.controlRefs = new Map(); // ref → "help" | "end"
     this.typingSent = false;
@@ -330,8 +332,19 @@ export class ConversationPanel {
     this.ctx.onUnreadChange();
   }
 
+  /** A new conversation in a tab behind another: marked "new", counting only the visitor's
+   * messages (those written while waiting), not the arrival itself. */
+  markFresh() {
+    if (this.selected && document.visibilityState === "visible") return;
+    this.fresh = true;
+    this.unread = this.log.messages().filter((m) => m.from === "visitor").length;
+    this.renderTab();
+    this.ctx.onUnreadChange();
+  }
+
   markRead() {
-    if (!this.unread) return;
+    if (!this.unread && !this.fresh) return;
+    this.fresh = false;
     this.unread = 0;
     this.renderTab();
     this.ctx.onUnreadChange();
@@ -346,6 +359,8 @@ export class ConversationPanel {
         el("span", { "aria-hidden": "true" }, String(this.unread)),
         el("span", { class: "visually-hidden" }, ` (${t("unread", { n: this.unread })})`),
       );
+    } else if (this.fresh) {
+      this.badge.append(el("span", {}, t("tab_new")));
     }
     this.tab.classList.toggle("tab--ended", this.ended);
     this.tab.classList.toggle("tab--crisis", this.crisis);

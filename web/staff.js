@@ -10,7 +10,7 @@
 //   client → server {type:"help", conversation_id}    raises a help_requested alert
 
 import { getJSON } from "./common/api.js";
-import { $ } from "./common/dom.js";
+import { $, el } from "./common/dom.js";
 import { ChatSocket } from "./common/socket.js";
 import { setupStaffSession } from "./common/staffauth.js";
 import { applyStrings, currentLang, setupLangSwitch, translator } from "./i18n.js";
@@ -65,8 +65,18 @@ function sendStatus() {
 
 function renderStatus() {
   const state = wanted?.state || "offline";
-  ui.available.setAttribute("aria-pressed", String(state === "available"));
-  ui.pause.setAttribute("aria-pressed", String(state === "paused"));
+  // pressed: a check mark besides the colour (hidden from the accessible name, which stays
+  // "Beschikbaar"/"Available"; aria-pressed says it), and the state line says it in words
+  for (const [button, key, on] of [
+    [ui.available, "available", state === "available"],
+    [ui.pause, "pause", state === "paused"],
+  ]) {
+    button.setAttribute("aria-pressed", String(on));
+    button.replaceChildren(
+      ...(on ? [el("span", { class: "btn__check", "aria-hidden": "true" }, "✓ ")] : []),
+      t(key),
+    );
+  }
   ui.myState.textContent = t(`state_${state}`);
 }
 
@@ -130,7 +140,7 @@ ui.tabs.addEventListener("keydown", (event) => {
 });
 
 function updateTitle() {
-  const unread = [...conversations.values()].reduce((sum, p) => sum + p.unread, 0);
+  const unread = [...conversations.values()].reduce((sum, p) => sum + (p.unread || (p.fresh ? 1 : 0)), 0);
   document.title = unread ? `(${unread}) ${t("staff_title")}` : t("staff_title");
 }
 
@@ -162,7 +172,7 @@ socket.on("assigned", (f) => {
   ui.tabs.append(panel.tab);
   ui.empty.hidden = true;
   if (!selected) select(panel);
-  else panel.bumpUnread();
+  else panel.markFresh();
 });
 
 socket.on("message", (f) => panelFor(f)?.onMessage(f));

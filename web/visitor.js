@@ -71,6 +71,7 @@ const ui = {
   forgetStatus: $("#forget-status"),
   newChat: $("#new-chat"),
   emergency: $(".emergency"),
+  emergencyDetails: $("#emergency-details"),
   emergencyText: $("#emergency-text"),
   banner: $("#reconnect-banner"),
   privacy: $("#privacy-link"),
@@ -166,7 +167,12 @@ function setPhase(next) {
   ui.composer.hidden = !(next === "waiting" || next === "chatting");
   ui.endChat.hidden = ui.composer.hidden;
   ui.ended.hidden = next !== "ended";
-  ui.emergency.hidden = next === "chatting";
+  // While chatting the emergency help folds to its title ("In nood?"), one click away.
+  const folded = next === "chatting";
+  if (folded !== ui.emergency.classList.contains("emergency--folded")) {
+    ui.emergency.classList.toggle("emergency--folded", folded);
+    ui.emergencyDetails.open = !folded;
+  }
   ui.start.disabled = next === "joining";
   ui.start.textContent = next === "joining" ? t("connecting") : t("start");
   document.body.dataset.phase = next;

@@ -169,21 +169,34 @@ async def test_survey_and_saving_the_conversation(pages: Any, site: LiveServer) 
 
 
 async def test_console_tabs_with_unread_marks(pages: Any, site: LiveServer) -> None:
-    """Capacity 2: two chats in tabs; a message in the other tab marks it unread."""
+    """Capacity 2: two chats in tabs; a new tab says "nieuw gesprek", and each message in the
+    tab behind raises its count by one."""
     await site.add_staff("anna")
     counsellor = await pages(DESKTOP)
     await staff_login(counsellor, site, "anna")
     await counsellor.get_by_label("Capaciteit").fill("2")
     await available(counsellor)
     one, two = await pages(), await pages()
-    await start_visitor(one, site, "Eentje")
-    await start_visitor(two, site, "Tweetje")
     tabs = counsellor.get_by_role("tab")
+    await start_visitor(one, site, "Eentje")
+    await expect(tabs).to_have_count(1)
+    await start_visitor(two, site, "Tweetje")
     await expect(tabs).to_have_count(2)
     await tabs.filter(has_text="Eentje").click()
+    badge = tabs.filter(has_text="Tweetje").get_by_test_id("unread")
+    await expect(badge).to_have_text("nieuw gesprek")
+    assert await counsellor.title() == "(1) Hulpverlenersconsole"
     await two.get_by_label("Bericht").fill("hallo daar")
     await two.get_by_label("Bericht").press("Enter")
-    await expect(tabs.filter(has_text="Tweetje")).to_contain_text(re.compile(r"1|nieuw"))
+    await expect(badge).to_have_text("1 (1 nieuw)")
+    await two.get_by_label("Bericht").fill("ben je er?")
+    await two.get_by_label("Bericht").press("Enter")
+    await expect(badge).to_have_text("2 (2 nieuw)")
+    await expect(tabs.filter(has_text="Tweetje")).to_have_accessible_name(
+        re.compile(r"Tweetje.*\(2 nieuw\)")
+    )
+    await tabs.filter(has_text="Tweetje").click()
+    await expect(badge).to_have_text("")
     await shoot(counsellor, "console-tabs")
 
 
