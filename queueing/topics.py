@@ -51,4 +51,3 @@ def topics_for(configured: Iterable[Mapping[str, Any]]) -> tuple[Topic, ...]:
     if len({t.id for t in topics}) != len(topics):
         raise ValueError("[[topics]] ids must be unique")
     return tuple(topics) or DEFAULT_TOPICS
-
