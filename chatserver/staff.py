@@ -35,16 +35,6 @@ from chatserver.supervision import start_watching, stop_watching
 
 log = structlog.get_logger("chatserver.staff")
 
-#: What the visitor is told when their conversation moves, in their language.
-TRANSFERRED = {
-    "nl": "Je gesprek gaat verder met een andere hulpverlener. Je berichten blijven staan.",
-    "en": "Your conversation continues with another counsellor. Your messages stay.",
-}
-TRANSFERRED_TO_QUEUE = {
-    "nl": "Je gesprek gaat zo verder met een andere hulpverlener. Je staat vooraan in de wachtrij.",
-    "en": "Your conversation will continue with another counsellor soon. You are first in line.",
-}
-
 SUPERVISOR_FRAMES = (
     "overview",
     "watch",
@@ -270,12 +260,9 @@ class StaffSession:
         )
         holder = meta.get("counsellor", "")
         note = frame.note or ""
-        lang = meta.get("lang", "nl") if meta.get("lang") in TRANSFERRED else "nl"
         if frame.to is None:
             await self._audit("transfer", conv, to="queue")
-            ok = await self.store.requeue(
-                conv, holder, self.service.clock(), note, message=TRANSFERRED_TO_QUEUE[lang]
-            )
+            ok = await self.store.requeue(conv, holder, self.service.clock(), note)
             self.service.request_assignment()
         else:
             target = await self.store.account_by_id(frame.to)
@@ -292,7 +279,6 @@ class StaffSession:
                 frame.to,
                 target["display_name"],
                 note,
-                lang,
                 rules=True,
                 trainee=await self.service.trainee_watched(frame.to)
                 if target.get("trainee") == "1"
@@ -312,19 +298,12 @@ class StaffSession:
         new: str,
         name: str,
         note: str,
-        lang: str,
         *,
         rules: bool = False,
         trainee: bool | None = None,
     ) -> int:
-        published = event(
-            "transferred",
-            c=conv,
-            to=new,
-            name=name,
-            message=TRANSFERRED[lang if lang in TRANSFERRED else "nl"],
-            **{"from": old},
-        )
+        # The hub tells the visitor, in the visitor's language.
+        published = event("transferred", c=conv, to=new, name=name, **{"from": old})
         return await self.store.reassign(
             conv,
             old,
@@ -412,7 +391,7 @@ class StaffSession:
         await self._audit("takeover", conv, **{"from": holder})
         self.service.hub.unfollow(conv, self.conn)
         code = await self._reassign(
-            conv, holder, self.member.staff_id, self.member.display_name, "", meta.get("lang", "nl")
+            conv, holder, self.member.staff_id, self.member.display_name, ""
         )
         if code != 1:
             raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")

@@ -686,13 +686,11 @@ class Store:
             )
         )
 
-    async def requeue(
-        self, conversation_id: str, old: str, now: float, note: str, message: str = ""
-    ) -> bool:
+    async def requeue(self, conversation_id: str, old: str, now: float, note: str) -> bool:
         """Back to the front of the queue. The old counsellor is remembered in
         ``past_counsellors`` (the policy avoids them) and their idle time restarts."""
         k = self.keys
-        requeued = event("requeued", c=conversation_id, s=old, message=message)
+        requeued = event("requeued", c=conversation_id, s=old)
         return bool(
             await self._run(
                 "requeue",
