@@ -15,7 +15,13 @@ from chatserver.config import Settings
 from nickname import validate
 from tests.helpers import LiveServer
 from tests.web.conftest import DESKTOP, shoot
-from tests.web.test_pages import available, chat_between, staff_login, start_visitor
+from tests.web.test_pages import (
+    available,
+    chat_between,
+    check_both_sizes,
+    staff_login,
+    start_visitor,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -277,8 +283,9 @@ async def test_back_after_shift_exit_and_bfcache_restore(pages: Any, site: LiveS
     assert await other.evaluate("sessionStorage.length") == 0
 
 
-async def test_stats_and_privacy_pages_screenshots(pages: Any, site: LiveServer) -> None:
-    """The server-rendered pages open for a supervisor (screenshots to look at)."""
+async def test_stats_and_privacy_pages(pages: Any, site: LiveServer, axe_source: str) -> None:
+    """The server-rendered pages open from the dashboard and the visitor page, fit a phone and
+    pass axe at both sizes."""
     await site.add_staff("bert", "supervisor")
     supervisor = await pages(DESKTOP)
     await staff_login(supervisor, site, "bert", "/supervisor")
@@ -287,7 +294,17 @@ async def test_stats_and_privacy_pages_screenshots(pages: Any, site: LiveServer)
     await supervisor.wait_for_load_state()
     assert "/stats" in supervisor.url
     await shoot(supervisor, "stats")
-    privacy = await pages()
-    response = await privacy.goto(f"{site.base}/privacy?lang=nl")
-    assert response is not None and response.status == 200
+    visitor = await pages()
+    await visitor.goto(f"{site.base}/?lang=en")
+    async with visitor.context.expect_page() as opened:
+        await visitor.get_by_role("link", name="Privacy statement").click()
+    privacy = await opened.value
+    await privacy.wait_for_load_state()
+    assert "/privacy?lang=en" in privacy.url
     await shoot(privacy, "privacy")
+    problems = {}
+    for name, page in (("stats", supervisor), ("privacy", privacy)):
+        found = await check_both_sizes(page, axe_source)
+        if found:
+            problems[name] = found
+    assert problems == {}
