@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from chatserver.config import Settings, load_settings
-from chatserver.embedded import answers, private_redis, socket_path
+from chatserver.embedded import answers, die_with_parent, private_redis, socket_path
 from chatserver.errors import ConfigError
 from chatserver.keys import Keys
 from chatserver.logs import configure_logging
@@ -122,7 +122,12 @@ def run_worker(
     port: int,
     log_level: str,
     reuse_port: bool,
+    parent: int | None = None,
 ) -> None:
+    if parent is not None:  # a worker of --workers N: end with the process that started it
+        tie = die_with_parent(parent)
+        if tie is not None:
+            tie()
     configure_logging(log_level)
     settings = load_settings(settings_path)
     with contextlib.suppress(KeyboardInterrupt):
@@ -136,8 +141,12 @@ def run_worker(
 
 def parse_workers(value: str) -> int:
     """``--workers``: a whole number of processes, or ``auto`` for one per core."""
-    if value == "auto":
-        return os.cpu_count() or 1
+    if value == "auto":  # the cores this process may run on (affinity, cpusets)
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else (os.cpu_count() or 1)
+        )
     try:
         workers = int(value)
     except ValueError:
@@ -162,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ctx.Process(
                 target=run_worker,
                 name=f"worker-{i}",
-                args=(config, url, args.host, args.port, args.log_level, True),
+                args=(config, url, args.host, args.port, args.log_level, True, os.getpid()),
             )
             for i in range(workers)
         ]

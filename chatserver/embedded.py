@@ -64,7 +64,7 @@ def answers(path: Path) -> bool:
             return False
 
 
-def _die_with_parent(parent: int) -> Callable[[], None] | None:
+def die_with_parent(parent: int) -> Callable[[], None] | None:
     """For ``preexec_fn``: SIGTERM this child when ``parent`` dies (Linux only)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -159,7 +159,7 @@ def private_redis(data_dir: Path, appendfsync: str = "everysec") -> Iterator[str
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # Ctrl-C reaches the service, which stops Redis in order
-        preexec_fn=_die_with_parent(os.getpid()),  # the kernel ties it to this thread
+        preexec_fn=die_with_parent(os.getpid()),  # the kernel ties it to this thread
     )
     (data_dir / OWNER_NAME).write_text(f"{os.getpid()}\n")
     try:

@@ -15,10 +15,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from chatserver.addresses import public_scheme
 from chatserver.appkeys import SETTINGS, STORE
 from chatserver.auth import AccountExists, Role, StaffMember, add_staff
 from chatserver.login import authenticate
+from chatserver.security import csrf_ok
 from chatserver.store import Store
 from moderation import redact
 
@@ -28,19 +28,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status, headers=NO_STORE)
-
-
-def csrf_ok(request: web.Request) -> bool:
-    """A state-changing request authenticated by cookie must come from our own pages."""
-    if request.headers.get("Authorization", "").startswith("Bearer "):
-        return True
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    scheme = public_scheme(request, request.app[SETTINGS].server.trust_forwarded_for)
-    if origin is not None and origin != f"{scheme}://{request.host}":
-        return False
-    return request.headers.get("X-Requested-With") == "chat"
 
 
 async def staff_or_error(

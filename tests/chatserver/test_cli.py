@@ -224,7 +224,7 @@ def test_workers_option() -> None:
     from chatserver.errors import ConfigError
 
     assert parse_workers("1") == 1 and parse_workers("3") == 3
-    assert parse_workers("auto") == (os.cpu_count() or 1)
+    assert parse_workers("auto") == len(os.sched_getaffinity(0))
     for bad in ("0", "-2", "many"):
         with pytest.raises(ConfigError):
             parse_workers(bad)
@@ -275,3 +275,31 @@ async def test_embedded_redis_dies_with_a_killed_serve(tmp_path: Path) -> None:
         await counsellor.expect("welcome")
         await counsellor.close()
     assert not answers(socket_path(data_dir))
+
+
+def test_workers_end_with_a_killed_serve(redis_url: str, key_prefix: str, tmp_path: Path) -> None:
+    """kill -9 of 'serve --workers 2' takes its workers with it: no orphan keeps the port."""
+    import os
+
+    import psutil
+
+    port = free_port()
+    config = tmp_path / "w.toml"
+    config.write_text(f'[server]\nkey_prefix = "{key_prefix}"\n')
+    with serving(
+        tmp_path / "unused",
+        port,
+        "--redis-url",
+        redis_url,
+        "--workers",
+        "2",
+        "--config",
+        str(config),
+    ) as proc:
+        children = psutil.Process(proc.pid).children()
+        workers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, f"workers outlived serve: {[p.pid for p in alive]}"
