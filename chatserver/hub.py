@@ -554,17 +554,17 @@ class Hub:
         if not waiting_links:
             return
         index = {cid: i for i, cid in enumerate(ids, start=1)}
+        now = self.clock()
         handling = await self.store.handling_times()
-        servers = await self.store.serving_capacity()
+        servers, ages, wrapup = await self.store.shift_places(now)
         free = sum(c.free for c in await self.store.available_snapshot())
         abandon = await self.store.abandon_share()
         closes_at = self.closes_at()
-        now = self.clock()
         for link in waiting_links:
             position = index.get(link.conversation_id)
             if position is None:
                 continue
-            eta = estimate_wait(position, handling, servers, free, abandon)
+            eta = estimate_wait(position, handling, servers, free, abandon, ages, wrapup)
             if position != link.position or link is force:
                 link.position = position
                 link.conn.send(

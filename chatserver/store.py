@@ -540,6 +540,36 @@ class Store:
         rows = await pipe.execute() if ids else []
         return sum(int(cap or 1) for state, cap in rows if state == "available")
 
+    async def shift_places(self, now: float) -> tuple[int, list[float], list[float]]:
+        """For the waiting estimate, in two reads whatever the numbers: the places of the
+        counsellors on shift (as :meth:`serving_capacity`), how long each conversation
+        they hold has been going on, and the wrap-up left of each free place in wrap-up."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.staff_index)
+        pipe.smembers(self.keys.active)
+        index, active = await pipe.execute()
+        staff, convs = list(cast(dict[str, str], index)), sorted(cast(set[str], active))
+        pipe = self.r.pipeline(transaction=False)
+        for sid in staff:
+            pipe.hmget(self.keys.staff_state(sid), "state", "capacity", "load", "wrapup_until")
+        for cid in convs:
+            pipe.hmget(self.keys.conversation(cid), "state", "counsellor", "assigned")
+        rows = await pipe.execute() if staff or convs else []
+        places, wrapup, on_shift = 0, [], set()
+        for sid, (state, cap, load, until) in zip(staff, rows[: len(staff)], strict=True):
+            if state != "available":
+                continue
+            on_shift.add(sid)
+            places += int(cap or 1)
+            if float(until or 0) > now:
+                wrapup += [float(until) - now] * max(0, int(cap or 1) - int(load or 0))
+        ages = [
+            max(0.0, now - float(at))
+            for state, sid, at in rows[len(staff) :]
+            if state == "active" and sid in on_shift and at
+        ]
+        return places, ages, wrapup
+
     # -- presence and grace -------------------------------------------------------------
     def _node_key(self, conn_id: str) -> str:
         return self.keys.node_connections(conn_id.split(".", 1)[0])

@@ -28,6 +28,8 @@ from queueing.policy import (
 )
 
 HOUR = 3600.0
+#: Recent conversation lengths and outcomes the estimate sees (the server keeps 200).
+RECENT = 200
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Scenario:
     #: Seconds at the start not counted in the result: the queue starts empty, so a run
     #: reaches its steady state only after a while.
     warmup: float = 0.0
+    #: Conversation lengths the estimate knows at the start. The server keeps the last
+    #: RECENT in Redis across shifts, so a shift starts with those of earlier days (drawn
+    #: from the same distribution, by a generator of their own: the shift itself is the
+    #: same whatever this is); 0 is a brand-new server.
+    history: int = RECENT
 
 
 @dataclass
@@ -140,8 +147,13 @@ class _Sim:
         self.staffed = 0
         self.arrived_at: dict[str, float] = {}
         self.estimates: dict[str, tuple[float | None, float]] = {}
-        self.recent_handling: deque[float] = deque(maxlen=50)
-        self.recent_outcomes: deque[int] = deque(maxlen=50)  # 1 = left while waiting
+        # As many as the server keeps (the Redis lists are trimmed to RECENT).
+        self.recent_handling: deque[float] = deque(maxlen=RECENT)
+        self.recent_outcomes: deque[int] = deque(maxlen=RECENT)  # 1 = left while waiting
+        #: Conversations in progress: conversation id -> (counsellor, when it began).
+        self.in_progress: dict[str, tuple[str, float]] = {}
+        earlier = random.Random(f"history-{s.seed}")
+        self.recent_handling.extend(self.handling(earlier) for _ in range(s.history))
         self.result = Result()
         self.last_time = 0.0
         self.policy = QueuePolicy()
@@ -150,12 +162,13 @@ class _Sim:
         self.n += 1
         heapq.heappush(self.events, (at, self.n, kind, ident))
 
-    def handling(self) -> float:
+    def handling(self, rng: random.Random | None = None) -> float:
+        rng = rng or self.rng
         mean, sd = self.s.mean_handling, self.s.handling_sd
         if sd is None:
-            return self.rng.expovariate(1 / mean)
+            return rng.expovariate(1 / mean)
         sigma2 = math.log(1 + (sd / mean) ** 2)
-        return self.rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
+        return rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
 
     def run(self) -> Result:
         hours = len(self.s.arrivals_per_hour)
@@ -207,7 +220,9 @@ class _Sim:
         abandon = (
             sum(self.recent_outcomes) / len(self.recent_outcomes) if self.recent_outcomes else 0
         )
-        ours = estimate_wait(position, list(self.recent_handling), servers, free, abandon)
+        on_shift = set(self.shift_staff())
+        ages = [now - at for staff, at in self.in_progress.values() if staff in on_shift]
+        ours = estimate_wait(position, list(self.recent_handling), servers, free, abandon, ages)
         naive = naive_wait(position, self.s.mean_handling, servers)
         self.estimates[conv] = (float(ours) if ours is not None else None, naive)
         if self.s.mean_patience is not None:
@@ -225,7 +240,8 @@ class _Sim:
                 self.result.abandoned_waits.append(now - self.arrived_at[conv])
 
     def on_end(self, now: float, ident: str) -> None:
-        staff, duration = ident.split("|")
+        staff, duration, conv = ident.split("|")
+        del self.in_progress[conv]
         self.load[staff] -= 1
         self.idle_since[staff] = now
         self.recent_handling.append(float(duration))
@@ -256,7 +272,9 @@ class _Sim:
             self.load[pairing.staff_id] += 1
             self.idle_since[pairing.staff_id] = now
             duration = self.handling()
-            self.push(now + duration, "end", f"{pairing.staff_id}|{duration}")
+            conv = visitor.conversation_id
+            self.in_progress[conv] = (pairing.staff_id, now)
+            self.push(now + duration, "end", f"{pairing.staff_id}|{duration}|{conv}")
 
 
 def simulate(scenario: Scenario) -> Result:
