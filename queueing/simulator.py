@@ -3,8 +3,10 @@
 Discrete events (arrivals, ends of conversations, visitors giving up, shift changes) are
 kept in a heap; after each, :func:`queueing.policy.plan_assignments` — the very function the
 server runs — decides who is helped. At each arrival the visitor's waiting estimate
-(:func:`queueing.eta.estimate_wait`, from what the simulation has seen so far) and the naive
-one are recorded, and compared with the wait that followed.
+(:func:`queueing.eta.estimate_wait`, from the same live data the server has: the last
+RECENT conversation lengths, the ages of the conversations in progress, the free places and
+the recent share who left) and the naive one (with the true mean length, which no server
+knows) are recorded, and compared with the wait that followed.
 """
 
 from __future__ import annotations
