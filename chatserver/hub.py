@@ -78,10 +78,18 @@ def visitor_text(code: str, lang: str) -> str:
 log = structlog.get_logger("chatserver.hub")
 
 
+def eta_moved(told: int | None, now: int | None) -> bool:
+    """Whether a waiting visitor should hear a new estimate although the place is the same:
+    it appeared or vanished, or moved by at least a minute and a quarter of what was told."""
+    if told is None or now is None:
+        return told != now
+    return abs(now - told) >= max(60, told // 4)
+
+
 class VisitorLink:
     """What the hub knows of a local visitor socket."""
 
-    __slots__ = ("conn", "conversation_id", "lang", "position", "state", "warned_closing")
+    __slots__ = ("conn", "conversation_id", "eta", "lang", "position", "state", "warned_closing")
 
     def __init__(
         self, conn: Connection, conversation_id: str, state: str, lang: str = "nl"
@@ -91,6 +99,7 @@ class VisitorLink:
         self.state = state
         self.lang = lang if lang in ("nl", "en") else "nl"
         self.position: int | None = None
+        self.eta: int | None = None
         self.warned_closing = False
 
 
@@ -565,8 +574,8 @@ class Hub:
             if position is None:
                 continue
             eta = estimate_wait(position, handling, servers, free, abandon, ages, wrapup)
-            if position != link.position or link is force:
-                link.position = position
+            if position != link.position or link is force or eta_moved(link.eta, eta):
+                link.position, link.eta = position, eta
                 link.conn.send(
                     {"type": "queued", "position": position, "waiting": total, "eta_seconds": eta}
                 )
