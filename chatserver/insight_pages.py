@@ -68,6 +68,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "downloads": "Download: ",
         "other_lang": "English",
         "other_code": "en",
+        "back": "Terug naar het dashboard",
         "none": "geen",
     },
     "en": {
@@ -101,6 +102,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "downloads": "Download: ",
         "other_lang": "Nederlands",
         "other_code": "nl",
+        "back": "Back to the dashboard",
         "none": "none",
     },
 }
@@ -161,7 +163,8 @@ def stats_page(result: dict[str, Any], start: date, end: date, zone: str, lang: 
         f'<button type="submit">{t["show"]}</button></form>'
     )
     head = (
-        f'<nav class="lang"><a href="/stats?{escape(other)}" lang="{t["other_code"]}">'
+        f'<nav class="lang"><a href="/supervisor?lang={lang}">{t["back"]}</a> · '
+        f'<a href="/stats?{escape(other)}" lang="{t["other_code"]}">'
         f"{t['other_lang']}</a></nav><h1>{t['title']}</h1>{form}"
         f"<p>{escape(t['period'].format(start=start, end=end, zone=zone))}</p>"
     )

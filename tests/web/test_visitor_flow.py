@@ -287,13 +287,41 @@ async def test_stats_and_privacy_pages(pages: Any, site: LiveServer, axe_source:
     """The server-rendered pages open from the dashboard and the visitor page, fit a phone and
     pass axe at both sizes."""
     await site.add_staff("bert", "supervisor")
+    import time
+
+    now = time.time()
+    for i in range(12):  # anonymous facts over the last days, so the charts have something
+        ended = now - i * 7 * 3600
+        waited = 30.0 * (i % 5)
+        fact = {
+            "created": repr(ended - 1800),
+            "ended": repr(ended),
+            "reason": "counsellor_ended",
+            "topic": ("school", "thuis", "")[i % 3],
+            "entry": "",
+            "lang": "nl",
+            "crisis": "0",
+            "abandoned": "1" if i % 4 == 3 else "0",
+            "waited": repr(waited),
+            "duration": "" if i % 4 == 3 else repr(900.0 + 60 * i),
+            "wrapup_topics": "",
+        }
+        await site.store.record_fact(f"stats-{i}", fact, ended, 3600)
     supervisor = await pages(DESKTOP)
     await staff_login(supervisor, site, "bert", "/supervisor")
     await expect(supervisor.get_by_test_id("staff-row").first).to_be_visible()
     await supervisor.get_by_role("link", name="Statistieken").click()
     await supervisor.wait_for_load_state()
     assert "/stats" in supervisor.url
+    chart = supervisor.get_by_role("img", name="Gesprekken per dag")
+    await expect(chart).to_be_visible()
+    await supervisor.wait_for_function(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    )
     await shoot(supervisor, "stats")
+    await supervisor.get_by_role("link", name="Terug naar het dashboard").click()
+    await expect(supervisor.get_by_test_id("staff-row").first).to_be_visible()
+    await supervisor.go_back()
     visitor = await pages()
     await visitor.goto(f"{site.base}/?lang=en")
     async with visitor.context.expect_page() as opened:
