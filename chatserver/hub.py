@@ -13,7 +13,7 @@ import contextlib
 import time
 import types
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import structlog
@@ -76,6 +76,17 @@ def visitor_text(code: str, lang: str) -> str:
 
 
 log = structlog.get_logger("chatserver.hub")
+
+
+def whisper_frame(conversation_id: str, whisper: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``whisper`` frame staff get, live or with a history (never a visitor)."""
+    return {
+        "type": "whisper",
+        "conversation_id": conversation_id,
+        "author": whisper["author"],
+        "text": whisper["text"],
+        "ts": whisper["ts"],
+    }
 
 
 def eta_moved(told: int | None, now: int | None) -> bool:
@@ -345,16 +356,7 @@ class Hub:
                 "waited_seconds": round(assigned_at - float(meta.get("enqueued") or 0), 1),
                 "history": [m.frame(conversation_id) for m in history],
                 "transfer_note": meta.get("transfer_note") or None,
-                "whispers": [
-                    {
-                        "type": "whisper",
-                        "conversation_id": conversation_id,
-                        "author": w["author"],
-                        "text": w["text"],
-                        "ts": w["ts"],
-                    }
-                    for w in whispers
-                ],
+                "whispers": [whisper_frame(conversation_id, w) for w in whispers],
                 **(extra or {}),
             }
             conn.send(frame)
@@ -424,15 +426,7 @@ class Hub:
     async def _on_whisper(self, ev: Event) -> None:
         """Whispers go to the conversation's staff followers only: never a visitor link."""
         conv = ev.data["c"]
-        frame = Outgoing(
-            {
-                "type": "whisper",
-                "conversation_id": conv,
-                "author": ev.data["author"],
-                "text": ev.data["text"],
-                "ts": ev.data["ts"],
-            }
-        )
+        frame = Outgoing(whisper_frame(conv, ev.data))
         for conn in list(self.followers.get(conv, ())):
             conn.send(frame)
 

@@ -161,16 +161,12 @@ class Store:
         self, token_hash: str, idle_seconds: int, absolute_seconds: float, now: float
     ) -> str | None:
         """The session's staff id, refreshing its idle timeout; None when gone or too old."""
-        key = self.keys.session(token_hash)
-        data = cast(dict[str, str], await self.r.hgetall(key))
-        if not data:
-            return None
-        if now - float(data["created"]) > absolute_seconds:
-            await self.r.delete(key)
-            return None
-        await self.r.hset(key, "seen", now)
-        await self.r.expire(key, idle_seconds)
-        return data["staff_id"]
+        staff_id = await self.session_staff(token_hash, absolute_seconds, now)
+        if staff_id is not None:
+            key = self.keys.session(token_hash)
+            await self.r.hset(key, "seen", now)
+            await self.r.expire(key, idle_seconds)
+        return staff_id
 
     async def session_staff(
         self, token_hash: str, absolute_seconds: float, now: float

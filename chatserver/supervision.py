@@ -10,6 +10,7 @@ import structlog
 
 from chatserver.connection import Connection
 from chatserver.events import event
+from chatserver.hub import whisper_frame
 from chatserver.service import Service
 
 log = structlog.get_logger("chatserver.supervision")
@@ -42,16 +43,7 @@ async def start_watching(
                 "visitor": meta.get("nickname", ""),
                 "counsellor": meta.get("counsellor_name", ""),
                 "history": [m.frame(conversation_id) for m in history],
-                "whispers": [
-                    {
-                        "type": "whisper",
-                        "conversation_id": conversation_id,
-                        "author": w["author"],
-                        "text": w["text"],
-                        "ts": w["ts"],
-                    }
-                    for w in whispers
-                ],
+                "whispers": [whisper_frame(conversation_id, w) for w in whispers],
             }
         )
         if history:
