@@ -47,6 +47,9 @@ class Connection:
         #: Set on staff sockets: who is on the other end, and whether they supervise.
         self.staff_id: str | None = None
         self.supervises = False
+        #: Conversations this socket watches as a supervisor (start/stop_watching keep it):
+        #: not the ones it holds, which it follows too.
+        self.watching: set[str] = set()
         #: Hash of the staff session this socket was opened with (logout closes it).
         self.session: str | None = None
         self._closer: asyncio.Future[bool] | None = None

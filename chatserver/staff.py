@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from chatserver.auth import StaffMember
 from chatserver.connection import Connection
@@ -93,17 +94,37 @@ class StaffSession:
         self.service.hub.positions_changed()
 
     async def closed(self) -> None:
+        """The socket is gone: clean up first, then put the watches it ended on record.
+
+        Only real watches (``conn.watching``) get an ``unwatch`` record, never the
+        conversations this member holds. The record is best effort: a failing audit write
+        is logged and never stops the clean-up.
+        """
         hub = self.service.hub
-        watching = [c for c, conns in hub.followers.items() if self.conn in conns]
-        hub.remove_staff(self.member.staff_id, self.conn)
-        for conv in watching:
-            # The watch ends with the socket: that goes on record too.
-            await self._audit("unwatch", conv, reason="disconnect")
-            if not any(c.staff_id == self.member.staff_id for c in hub.followers.get(conv, ())):
-                await self.store.set_watching(conv, self.member.staff_id, False)
+        me = self.member.staff_id
+        watched = [c for c in self.conn.watching if self.conn in hub.followers.get(c, ())]
+        self.conn.watching.clear()
+        hub.remove_staff(me, self.conn)
+        for conv in watched:
+            if not any(c.staff_id == me for c in hub.followers.get(conv, ())):
+                await self.store.set_watching(conv, me, False)
         for trainee in self.watched_trainees:
-            await self.service.trainee_watch(trainee, self.member.staff_id, False)
-        await self.service.staff_dropped(self.member.staff_id, self.conn.id)
+            await self.service.trainee_watch(trainee, me, False)
+        await self.service.staff_dropped(me, self.conn.id)
+        if not watched:
+            return
+        try:
+            held = set(await self.store.staff_conversation_ids(me))
+            for conv in watched:
+                if conv not in held:  # a watch that became this member's own chat
+                    await self._audit("unwatch", conv, reason="disconnect")
+        except RedisError as exc:
+            log.warning(
+                "unwatch_audit_failed",
+                staff_id=me,
+                conversations=sorted(watched),
+                error=type(exc).__name__,
+            )
 
     def _done(self, ref: str | None, conversation_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "ack", "ref": ref, "seq": None}
@@ -390,6 +411,7 @@ class StaffSession:
             raise FrameError(ErrorCode.CONFLICT, "this conversation is already yours")
         await self._audit("takeover", conv, **{"from": holder})
         self.service.hub.unfollow(conv, self.conn)
+        self.conn.watching.discard(conv)  # from now on it is this member's own chat
         code = await self._reassign(
             conv, holder, self.member.staff_id, self.member.display_name, ""
         )

@@ -33,6 +33,7 @@ async def start_watching(
     hub = service.hub
     hub.unfollow(conversation_id, conn)
     hub.follow(conversation_id, conn)
+    conn.watching.add(conversation_id)
     with conn.syncing(conversation_id):
         history = await store.messages(conversation_id)
         whispers = await store.whispers(conversation_id)
@@ -65,6 +66,7 @@ async def stop_watching(
 ) -> None:
     await service.store.audit(staff_id, role, "unwatch", conversation_id)
     service.hub.unfollow(conversation_id, conn)
+    conn.watching.discard(conversation_id)
     still = any(c.staff_id == staff_id for c in service.hub.followers.get(conversation_id, ()))
     if not still:
         await service.store.set_watching(conversation_id, staff_id, False)

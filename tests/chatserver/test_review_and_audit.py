@@ -223,6 +223,57 @@ async def test_watch_ends_on_record_when_the_socket_closes(server: LiveServer) -
     assert await server.store.watcher_ids(conv) == set()
 
 
+async def until_true(check: Any) -> None:
+    """Wait (at most 5 s) until ``await check()`` is true: the server cleans up async."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not await check():
+        assert loop.time() < deadline, "still not true"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_counsellor_closing_ends_no_watch_on_record(server: LiveServer) -> None:
+    """A counsellor whose socket closes writes no unwatch for the chat they hold; the
+    watching supervisor's close writes exactly one unwatch (reason disconnect)."""
+    visitor, anna, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    bert = (await server.store.account("bert"))["id"]  # type: ignore[index]
+    await sup.send({"type": "watch", "conversation_id": conv})
+    await sup.expect("watching")
+    await anna.close()
+    # Her visitor hears she is reconnecting: the close of her socket has been handled.
+    notice = await visitor.expect("notice", skip=("queued", "queue", "typing"))
+    assert notice["code"] == "counsellor_reconnecting"
+    await sup.close()
+    entries = await audit_until(server, "unwatch")
+    assert [(e["action"], e["actor"], e.get("reason")) for e in entries] == [
+        ("watch", bert, None),
+        ("unwatch", bert, "disconnect"),
+    ]
+
+
+async def test_a_failing_audit_write_does_not_stop_the_clean_up(server: LiveServer) -> None:
+    """When the unwatch record of a closing watcher cannot be written, the watch and the
+    staff connection are still cleaned up."""
+    _, _, conv = await chatting(server)
+    sup = await server.staff("bert", role="supervisor", available=None)
+    bert = (await server.store.account("bert"))["id"]  # type: ignore[index]
+    await sup.send({"type": "watch", "conversation_id": conv})
+    await sup.expect("watching")
+    assert await server.store.watcher_ids(conv) == {bert}
+    # A string where the audit stream belongs: every XADD fails with WRONGTYPE.
+    await server.store.r.set(server.store.keys.audit, "not a stream")
+    await sup.close()
+    conns = server.store.keys.staff_connections(bert)
+
+    async def cleaned() -> bool:
+        return await server.store.watcher_ids(conv) == set() and not await server.store.r.scard(
+            conns
+        )
+
+    await until_true(cleaned)
+
+
 async def test_no_supervision_without_an_audit_record(server: LiveServer) -> None:
     """While the audit log cannot be written, watch, whisper, join and take-over answer
     with an error and take no effect; once it can, each is on record first."""
