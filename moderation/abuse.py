@@ -15,6 +15,12 @@ which a counsellor wants to hear), reporting what others said ("hij zei dat ik e
 game talk ("ik ga je killen in fortnite") and "ik ga dood (van het lachen)" (the crisis rules
 judge that one). Threats against someone else are not flagged as abuse either; the crisis rules
 look at danger.
+
+The excuses are scoped to a clause (cut at punctuation and at "maar", "en", "but", "and"):
+reported speech excuses an insult or command in its own clause, and in the clause before
+when it is the inquit ("rot op, zei mijn moeder"); a game word excuses an insult, a command
+or a threat of play ("i'll kill you in fortnite") in its own clause. Nothing excuses the
+other threats ("ik weet waar je woont, game over") or sexual harassment.
 """
 
 from __future__ import annotations
@@ -43,17 +49,17 @@ _YOU_ARE = (
 _YOU = r"\b(jij|you|jullie|your|ur)"
 _DEGREE = r"((echt|zo|zo'n|een|such|so|a|an|really|totally|just|all|allemaal|gewoon) )*"
 
-ABUSE = [
-    # an insult aimed at the reader
+#: An insult aimed at the reader.
+INSULTS = [
     rf"{_YOU_ARE} (\w+ )?{_DEGREE}({_INSULT_ADJ} )*{_INSULT_NOUNS}\b",
     rf"{_YOU} ({_INSULT_ADJ} )*{_INSULT_NOUNS}\b",
-    r"\b(i|i'll|i will|i'm|i am)( going to)? (kill|find|hurt|stab|get|shoot|rape|beat|murder)"
-    r" you\b",
     rf"{_YOU_ARE} {_DEGREE}(dom|stom|lelijk|achterlijk|gestoord|stupid|dumb|useless|worthless"
     r"|pathetic|disgusting|walgelijk|nutteloos|waardeloos)\b",
     rf"\b(je|jouw|your|ur) (moeder|mama|ma|mom|mum|mother|zus|sister)\b[^.!?]{{0,20}}"
     rf"{_INSULT_NOUNS}",
-    # commands: go away, shut up, die
+]
+#: Commands: go away, shut up, die.
+COMMANDS = [
     r"\b(hou|houd) (toch |nou |gewoon )?(je|jij|jouw) (grote |vuile |vieze )?(bek|kop|smoel"
     r"|mond dicht|waffel)\b",
     r"\b(shut up|stfu|shut the fuck up)\b|\bshut your (mouth|face|trap)\b",
@@ -68,18 +74,28 @@ ABUSE = [
     r"\b(kys|kill yourself|go die|neck yourself|hang yourself)\b",
     r"\b(i hope|hope|ik hoop dat) (you|je|jij) (\w+ )?(die|dies"
     r"|doodgaat|dood gaat|sterft|creperen)",
-    # threats
+]
+#: Threats of violence that are also how players talk: "ik maak je af", "i'll kill you".
+THREATS_IN_PLAY = [
+    r"\b(i|i'll|i will|i'm|i am)( going to)? (kill|find|hurt|stab|get|shoot|rape|beat|murder)"
+    r" you\b",
     r"\b(ik|i)('ll| will| zal| ga| am going to|'m going to|'m| kom)? (je|jou|you) (\w+ )?"
     r"(vermoorden|vermoord|af ?maken|maak \w*|neer ?steken|steek|kapot ?maken|pakken|vinden"
     r"|halen|slaan|sla|dood ?maken|dood|verkrachten|kill|find|hurt|stab|get|shoot|rape|beat"
     r"|murder|end)\b",
-    r"\bik maak (je|jou) af\b|\bik steek (je|jou) neer\b|\bik kom (je|jou) halen\b",
+    r"\bik maak (je|jou) af\b|\bik steek (je|jou) neer\b",
+]
+#: Threats no game explains: knowing where someone lives, coming to get them.
+THREATS = [
+    r"\bik kom (je|jou) halen\b",
     r"\b(ik weet|ik vind|i know) (waar|where) (je|jij|you) (woont|werkt|zit|live|work|are)\b",
     r"\b(i'm|im|i am) coming for you\b",
     r"\bik (zoek|vind|pak|krijg) (je|jou) (\w+ )?(op|wel|nog)\b|\b(dan )?ga je eraan\b",
     r"\bik kom naar (je|jou) toe\b|\bik weet wie (je|jij) bent\b",
     r"\b(hunt|track) you down\b|\bfind (out )?where you (live|are|work)\b",
-    # sexual harassment
+]
+#: Sexual harassment.
+HARASSMENT = [
     r"\bstuur (me |mij )?(een |wat )?(foto('?s)?|pics?|nudes|naaktfoto('?s)?)"
     r"(\w* ){0,3}(van )?(je|jou|jezelf)?",
     r"\bsend (me )?(nudes|pics|a pic|photos|pictures)( of you)?\b",
@@ -91,30 +107,102 @@ ABUSE = [
     r"\b(wil je|wanna|want to|do you want to) (met me )?(naar bed|neuken|seks|sex|fuck|sleep"
     r" with me)\b",
 ]
+ABUSE = INSULTS + COMMANDS + THREATS_IN_PLAY + THREATS + HARASSMENT
 
-#: Context in which an insult or threat is not aimed at the counsellor.
-NOT_AIMED = [
-    # reported speech: "hij zei dat ik een hoer ben", "rot op, zei mijn moeder"
+#: Reported speech: "hij zei dat ik een hoer ben", "rot op, zei mijn moeder". It excuses an
+#: insult or command in its own clause, and in the clause before when it is the inquit
+#: ("..., zei mijn moeder", "..., my mom said"); never a threat or harassment.
+REPORTED = (
     r"\b(zei|zegt|zeiden|zeggen|riep|noemde|noemt|noemen|schreef|said|says|called|calls"
-    r"|told me|tells me)\b",
-    # games: "ik ga je killen in fortnite", "i'll kill you in fortnite lol"
-    r"\b(fortnite|minecraft|fifa|roblox|uno|schaak|chess|valorant|cod|potje|game|spel|match)\b",
-]
+    r"|told me|tells me)\b"
+)
+#: Games: "ik ga je killen in fortnite", "i'll kill you in fortnite lol". A game word
+#: excuses an insult, a command or a threat of play in its own clause only.
+GAME = r"\b(fortnite|minecraft|fifa|roblox|uno|schaak|chess|valorant|cod|potje|game|spel|match)\b"
+#: Context in which an insult or threat is not aimed at the counsellor (scoped per clause).
+NOT_AIMED = [REPORTED, GAME]
 
-_ABUSE = re.compile("|".join(f"(?:{pattern_form(p)})" for p in ABUSE))
-_NOT_AIMED = re.compile("|".join(f"(?:{p})" for p in NOT_AIMED))
+
+def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
+    return [re.compile(pattern_form(p)) for p in patterns]
+
+
+_ANY = re.compile("|".join(f"(?:{pattern_form(p)})" for p in ABUSE))
+_AIMED = _compile(INSULTS + COMMANDS)
+_IN_PLAY = _compile(THREATS_IN_PLAY)
+_ALWAYS = re.compile("|".join(f"(?:{pattern_form(p)})" for p in THREATS + HARASSMENT))
+_REPORTED = re.compile(REPORTED)
+_INQUIT = re.compile(rf"^{REPORTED}|{REPORTED}$")
+_GAME = re.compile(GAME)
+_NOT_AIMED = re.compile(f"{REPORTED}|{GAME}")
 _BARE_INSULT = re.compile(
     rf"^((jij|you|die|vuile|vieze|stomme|domme) )*({_INSULT_ADJ} )*{_INSULT_NOUNS}"
     r"( (jij|you|die|dat je bent))?$"
 )
 _CLAUSE = re.compile(r"[,.;:!?]+")
+#: Where the scope of reported speech or a game word ends: punctuation, and "maar", "en",
+#: "but", "and" (not "en dat", "and that", which go on with what was said).
+_SCOPE_END = re.compile(r"[,.;:!?]+|\b(maar|but|en|and)\b(?! (dat|that)\b)")
+
+
+def _spans(text: str, boundary: re.Pattern[str]) -> list[tuple[int, int]]:
+    """``text`` cut at ``boundary``: (start, end) of each piece, boundaries left out."""
+    spans, start = [], 0
+    for cut in boundary.finditer(text):
+        spans.append((start, cut.start()))
+        start = cut.end()
+    spans.append((start, len(text)))
+    return spans
+
+
+class _Scopes:
+    """Which stretches of a normalised message an excuse covers."""
+
+    def __init__(self, norm: str) -> None:
+        self.spans = _spans(norm, _SCOPE_END)
+        pieces = [norm[a:b].strip() for a, b in self.spans]
+        inquit = [bool(_INQUIT.search(p)) for p in pieces]
+        self.game = [bool(_GAME.search(p)) for p in pieces]
+        self.aimed_excused = [
+            self.game[i] or bool(_REPORTED.search(p)) or (i + 1 < len(pieces) and inquit[i + 1])
+            for i, p in enumerate(pieces)
+        ]
+
+    def covers(self, excused: list[bool], start: int, end: int) -> bool:
+        """Whether an excused piece overlaps ``text[start:end]``."""
+        return any(
+            flag and a < max(end, start + 1) and start < b
+            for flag, (a, b) in zip(excused, self.spans, strict=True)
+        )
+
+
+def _unexcused_hit(
+    patterns: list[re.Pattern[str]], norm: str, scopes: _Scopes, excused: list[bool]
+) -> bool:
+    for pattern in patterns:
+        hit = pattern.search(norm)
+        while hit is not None:
+            if not scopes.covers(excused, hit.start(), hit.end()):
+                return True
+            hit = pattern.search(norm, hit.start() + 1)
+    return False
 
 
 def is_abusive(text: str) -> bool:
     norm = normalise(text)
-    if _NOT_AIMED.search(norm):
-        return False
-    if _ABUSE.search(norm):
-        return True
+    clauses = _spans(norm, _CLAUSE)
     # a message or clause that is nothing but an insult is aimed at the reader
-    return any(_BARE_INSULT.match(clause.strip()) for clause in _CLAUSE.split(norm))
+    bare = [(a, b) for a, b in clauses if _BARE_INSULT.match(norm[a:b].strip())]
+    if not bare and not _ANY.search(norm):
+        return False
+    if not _NOT_AIMED.search(norm):
+        return True
+    # Threats and harassment count whatever else the message says.
+    if _ALWAYS.search(norm):
+        return True
+    scopes = _Scopes(norm)
+    if _unexcused_hit(_IN_PLAY, norm, scopes, scopes.game):
+        return True
+    if _unexcused_hit(_AIMED, norm, scopes, scopes.aimed_excused):
+        return True
+    return any(not scopes.covers(scopes.aimed_excused, a, b) for a, b in bare)

@@ -137,6 +137,51 @@ def test_abuse_audit_cases(text: str, abusive: bool) -> None:
     assert is_abusive(text) is abusive
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ik weet waar je woont, game over",
+        "ik weet waar je woont … game over",
+        "i know where you live lol, good game",
+        "ik maak je af, uno is stom",
+        "i will kill you. fortnite was fun though",
+        "hij zei het al: ik weet waar je woont",
+        "she said it first: i'm coming for you",
+        "stuur nudes, zei hij",
+        "send nudes and then we play a game",
+        "je bent een idioot, die game was saai",
+        "hij zei iets maar jij bent een hoer",
+        "he said hi, you stupid bitch",
+        "vuile hoer, mooie game",
+        "rot op en ga lekker fortnite spelen",
+    ],
+)
+def test_an_excuse_in_another_clause_does_not_hide_abuse(text: str) -> None:
+    """A game word or reported speech elsewhere in the message does not excuse abuse in
+    another clause, and never excuses a threat or sexual harassment."""
+    assert is_abusive(text) is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hij zei dat ik een hoer ben",
+        "rot op, zei mijn moeder tegen mij",
+        "je bent een idioot, zei hij",
+        "vuile hoer, zei hij",
+        "she told me i'm a stupid bitch",
+        "you are a bitch, she said",
+        "ik ga je afmaken met uno haha",
+        "i'll kill you in fortnite lol",
+        "ik ben dom maar hij noemde me een mongool",
+    ],
+)
+def test_an_excuse_still_holds_in_its_own_clause(text: str) -> None:
+    """Reported speech and game talk are not abuse: the excuse covers its own clause (and,
+    for an inquit such as ', zei hij', the clause before)."""
+    assert is_abusive(text) is False
+
+
 def test_abuse_quality_on_the_labelled_sets() -> None:
     """Abuse recall >= 0.85 and precision >= 0.85 on the abuse sets (development + blind),
     and no crisis-set sentence is taken for abuse."""
