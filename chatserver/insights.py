@@ -27,6 +27,8 @@ from moderation import redact
 NO_STORE = {"Cache-Control": "no-store"}
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
+#: Periods lie within these days (far dates would overflow the time arithmetic).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 STAFF_STATES = ("available", "paused", "wrapup", "offline")
 
 
@@ -58,19 +60,16 @@ class Period:
 
 def _period(request: web.Request) -> Period | web.Response:
     zone = zone_of(request.app[SETTINGS])
+    query = request.query
     try:
-        end = (
-            date.fromisoformat(request.query["to"])
-            if request.query.get("to")
-            else datetime.now(zone).date()
-        )
-        start = (
-            date.fromisoformat(request.query["from"])
-            if request.query.get("from")
-            else end - timedelta(days=DEFAULT_DAYS - 1)
-        )
+        end = date.fromisoformat(query["to"]) if query.get("to") else datetime.now(zone).date()
+        start = date.fromisoformat(query["from"]) if query.get("from") else None
     except ValueError:
         return error(400, "invalid", "from/to must be dates: YYYY-MM-DD")
+    if any(not FIRST_DAY <= d <= LAST_DAY for d in (end, start) if d is not None):
+        return error(400, "invalid", f"from/to must lie between {FIRST_DAY} and {LAST_DAY}")
+    if start is None:
+        start = max(FIRST_DAY, end - timedelta(days=DEFAULT_DAYS - 1))
     if start > end:
         return error(400, "invalid", "from must not be after to")
     if (end - start).days > MAX_DAYS:

@@ -287,6 +287,24 @@ async def test_stats_page_escapes_the_query(server: LiveServer) -> None:
             assert "evil.example" not in body or r.status == 400
 
 
+async def test_far_dates_are_a_bad_request(server: LiveServer) -> None:
+    """Dates outside 2000..2100 get 400 with a reason on /api/stats and /stats, not 500."""
+    await server.add_staff("bert", "supervisor")
+    sup = (await server.login("bert"))["token"]
+    for query in ("to=9999-12-31", "from=0001-01-01", "from=0001-01-01&to=0001-01-02"):
+        status, body = await call(server, "GET", f"/api/stats?{query}", sup)
+        assert status == 400 and "between" in body["message"], query
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{server.base}/stats?{query}", headers={"Authorization": f"Bearer {sup}"}
+            ) as r,
+        ):
+            assert r.status == 400, query
+    status, body = await call(server, "GET", "/api/stats?to=2000-01-05", sup)
+    assert status == 200 and body["period"]["from"] == "2000-01-01"
+
+
 async def test_statistics_api_rights_and_no_personal_data(server: LiveServer) -> None:
     """/api/stats for supervisors and admins only; it holds no nickname or message text."""
     visitor, counsellor, conv = await chatting(server, "Geheimnaam")
