@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,6 +68,34 @@ def test_higher_priority_and_earlier_first(
     plan = plan_assignments(waiting, staff, 2000.0)
     order = [v.conversation_id for v in queue_order(waiting)]
     assert {a.conversation_id for a in plan} == set(order[: len(plan)])
+
+
+#: Arrival times drawn from a few values too, so equal priorities and equal arrivals occur.
+tied_visitors = st.lists(
+    st.builds(
+        WaitingVisitor,
+        conversation_id=st.text("abcdef", min_size=1, max_size=3),
+        enqueued_at=st.sampled_from([0.0, 1.0, 2.5]) | st.floats(0, 1000),
+        priority=st.integers(-1, 3),
+    ),
+    max_size=12,
+    unique_by=lambda v: v.conversation_id,
+)
+
+
+@given(tied_visitors)
+def test_queue_order_is_priority_then_arrival(waiting: list[WaitingVisitor]) -> None:
+    """queue_order returns every visitor once; of each adjacent pair the first has the
+    higher priority, or the same priority and the earlier arrival (the same arrival:
+    the smaller conversation id)."""
+    order = queue_order(waiting)
+    assert sorted(v.conversation_id for v in order) == sorted(v.conversation_id for v in waiting)
+    for first, second in pairwise(order):
+        assert first.priority >= second.priority, (first, second)
+        if first.priority == second.priority:
+            assert first.enqueued_at <= second.enqueued_at, (first, second)
+            if first.enqueued_at == second.enqueued_at:
+                assert first.conversation_id < second.conversation_id, (first, second)
 
 
 @given(visitors)
