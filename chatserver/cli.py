@@ -259,7 +259,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     configure_logging("warning")  # log lines go to stderr; stdout is the JSON answer
 
     async def run(store: Store, settings: Settings) -> None:
-        n = await purge(store, time.time(), settings.retention.transcripts_days)
+        retention = settings.retention
+        n = await purge(store, time.time(), retention.transcripts_days, retention.statistics_days)
         print(json.dumps({"purged": n}))
 
     with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:

@@ -64,8 +64,12 @@ async def forget_conversation(store: Store, conversation_id: str) -> bool:
     return deleted
 
 
-async def purge(store: Store, now: float, transcripts_days: float) -> int:
-    """Delete everything due; returns how many conversations this run purged."""
+async def purge(
+    store: Store, now: float, transcripts_days: float, statistics_days: float | None = None
+) -> int:
+    """Delete everything due; returns how many conversations this run purged. With
+    ``statistics_days`` the facts index also drops entries older than that (never one whose
+    text is not purged yet)."""
     k = store.keys
     cutoff = now - transcripts_days * DAY
     start = cast(str | None, await store.r.get(k.retention_cursor))
@@ -75,6 +79,8 @@ async def purge(store: Store, now: float, transcripts_days: float) -> int:
     for conv in due:
         purged += await forget_conversation(store, conv)
     await store.r.eval(RAISE_CURSOR, 1, k.retention_cursor, repr(cutoff))
+    if statistics_days is not None:
+        await store.trim_facts(min(cutoff, now - statistics_days * DAY))
     if purged:
         await store.count("purged_conversations", purged)
         log.info("purged", conversations=purged)
@@ -108,7 +114,7 @@ async def retention_loop(
         slot = max(target, int(wall() // interval))  # a timer may fire a hair early
         try:
             if await take_slot(store, slot, me):
-                await purge(store, clock(), settings.transcripts_days)
+                await purge(store, clock(), settings.transcripts_days, settings.statistics_days)
         except RedisError as exc:
             log.warning("purge_failed", error=type(exc).__name__)
         except Exception:

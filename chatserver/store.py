@@ -76,6 +76,48 @@ return n
 """
 
 
+#: Fields of a fact the conversation may hold before the fact is kept (a survey sent, a
+#: wrap-up filed while the fact was being written): :meth:`Store.record_fact` copies them.
+FACT_FROM_CONVERSATION = ("survey_rating", "survey_understood", "wrapup_topics")
+
+#: KEYS[1] facts index, KEYS[2] the fact, KEYS[3] wait histogram, KEYS[4] the conversation.
+#: ARGV[1] conversation id, ARGV[2] ended, ARGV[3] ttl, ARGV[4] wait ('' when not helped),
+#: ARGV[5] n bucket bounds, then the bounds, then m field names to copy from the
+#: conversation, those names, then the fact's field/value pairs. The index entry (the
+#: "kept" marker) comes last: a script that fails half-way leaves no marker, and a retry
+#: writes it all again.
+_RECORD_FACT = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local n = tonumber(ARGV[5])
+local m = tonumber(ARGV[6 + n])
+local first = 7 + n + m
+redis.call('HSET', KEYS[2], unpack(ARGV, first, #ARGV))
+for i = 7 + n, 6 + n + m do
+  local v = redis.call('HGET', KEYS[4], ARGV[i])
+  if v and v ~= '' then redis.call('HSET', KEYS[2], ARGV[i], v) end
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[4] ~= '' then
+  local waited = tonumber(ARGV[4])
+  for i = 6, 5 + n do
+    if waited <= tonumber(ARGV[i]) then redis.call('HINCRBY', KEYS[3], ARGV[i], 1) end
+  end
+  redis.call('HINCRBY', KEYS[3], 'count', 1)
+  redis.call('HINCRBYFLOAT', KEYS[3], 'sum', ARGV[4])
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+#: KEYS[1] the fact; ARGV field/value pairs. Only a kept fact is added to (never one
+#: without its expiry).
+_UPDATE_FACT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
 #: KEYS[1] conversation hash; ARGV flags. Adds each flag once to its comma list
 #: (only while the conversation exists); returns how many were new.
 ADD_FLAGS = """
@@ -341,24 +383,32 @@ class Store:
     ) -> bool:
         """Keep one ended conversation's anonymous fact, once (False when it was already
         kept). The entry is kept only as a safe label (else "other"); a helped visitor's
-        wait is added to the cumulative histogram behind ``chat_wait_seconds``."""
+        wait is added to the cumulative histogram behind ``chat_wait_seconds``; a survey or
+        wrap-up already on the conversation is folded in. One script: the index entry that
+        says "kept" is written last, so a failed write is simply tried again."""
         k = self.keys
-        if not await self.r.zadd(k.facts, {conversation_id: ended}, nx=True):
-            return False
         fields = {**fields, "entry": safe_entry(fields.get("entry"), allowed_entries)}
-        key = k.fact(conversation_id)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(key, mapping=cast(Any, fields))
-        pipe.expire(key, ttl_seconds)
-        if fields.get("abandoned") != "1" and fields.get("waited"):
-            waited = max(0.0, float(fields["waited"]))
-            for bound in WAIT_BUCKETS:
-                if waited <= bound:
-                    pipe.hincrby(k.wait_histogram, repr(bound), 1)
-            pipe.hincrby(k.wait_histogram, "count", 1)
-            pipe.hincrbyfloat(k.wait_histogram, "sum", waited)
-        await pipe.execute()
-        return True
+        helped = fields.get("abandoned") != "1" and fields.get("waited")
+        waited = repr(max(0.0, float(fields["waited"]))) if helped else ""
+        flat = [item for pair in fields.items() for item in pair]
+        done = await self.r.eval(
+            _RECORD_FACT,
+            4,
+            k.facts,
+            k.fact(conversation_id),
+            k.wait_histogram,
+            k.conversation(conversation_id),
+            conversation_id,
+            repr(ended),
+            ttl_seconds,
+            waited,
+            len(WAIT_BUCKETS),
+            *(repr(b) for b in WAIT_BUCKETS),
+            len(FACT_FROM_CONVERSATION),
+            *FACT_FROM_CONVERSATION,
+            *flat,
+        )
+        return bool(done)
 
     async def wait_histogram(self) -> dict[str, Any]:
         """Cumulative waits of helped visitors: ``buckets`` (upper bound → count of waits at
@@ -371,9 +421,17 @@ class Store:
         }
 
     async def update_fact(self, conversation_id: str, fields: dict[str, str]) -> None:
-        key = self.keys.fact(conversation_id)
-        if await self.r.exists(key):
-            await self.r.hset(key, mapping=cast(Any, fields))
+        """Add to a kept fact. Callers first put the same fields on the conversation: a fact
+        not kept yet takes them from there when :meth:`record_fact` writes it."""
+        if not fields:
+            return
+        flat = [item for pair in fields.items() for item in pair]
+        await self.r.eval(_UPDATE_FACT, 1, self.keys.fact(conversation_id), *flat)
+
+    async def trim_facts(self, before: float) -> int:
+        """Drop index entries of facts that ended before ``before`` (their hashes expire by
+        themselves); returns how many went."""
+        return int(await self.r.zremrangebyscore(self.keys.facts, "-inf", f"({before!r}"))
 
     async def facts_between(self, start: float, end: float) -> list[dict[str, str]]:
         ids = cast(list[str], await self.r.zrangebyscore(self.keys.facts, start, end))

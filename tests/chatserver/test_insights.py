@@ -409,3 +409,21 @@ async def test_privacy_statement_from_the_configuration(redis_url: str, key_pref
     assert "Back to the chat" in en and "Terug" not in en
     assert "/insights.css" in nl and "/insights.css" in en
     assert 'href="/privacy"' in visitor_page
+
+
+async def test_a_survey_before_the_fact_is_kept(server: LiveServer) -> None:
+    """A survey (and wrap-up) that reach the conversation before its fact is written end up
+    in the fact; one that comes after is added to it; none creates a fact on its own."""
+    store = server.store
+    survey = {"survey_rating": "4", "survey_understood": "1"}
+    await store.update_conversation("early", {**survey, "wrapup_topics": "school"})
+    await store.update_fact("early", survey)  # the fact is not there yet
+    assert not await store.r.exists(store.keys.fact("early"))
+    fact = {"ended": "100.0", "abandoned": "1", "waited": "5.0", "wrapup_topics": ""}
+    assert await store.record_fact("early", fact, 100.0, 3600)
+    (kept,) = await store.facts_between(0, 200)
+    assert kept["survey_rating"] == "4" and kept["survey_understood"] == "1"
+    assert kept["wrapup_topics"] == "school"
+    await store.update_fact("early", {"survey_rating": "5"})
+    assert (await store.facts_between(0, 200))[0]["survey_rating"] == "5"
+    assert await store.r.ttl(store.keys.fact("early")) > 0

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import cast
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.exceptions import ResponseError
 
 from tests.chatserver.test_supervision import chatting
 from tests.helpers import LiveServer
@@ -97,3 +99,25 @@ async def test_two_workers_report_the_same_totals(
             ("chat_messages_total", ()),
         ):
             assert got[key] == expected[key], key
+
+
+async def test_a_failed_fact_write_is_kept_on_the_next_try(server: LiveServer) -> None:
+    """A fact whose write fails half-way is not marked kept: the next try keeps it, with its
+    wait in the histogram once, and a third try changes nothing."""
+    store = server.store
+    fact = {"created": "1.0", "ended": "100.0", "abandoned": "0", "waited": "45.0"}
+    # A string where the wait histogram belongs: the script fails with WRONGTYPE.
+    await store.r.set(store.keys.wait_histogram, "broken")
+    with pytest.raises(ResponseError):
+        await store.record_fact("retried", fact, 100.0, 3600)
+    assert await store.r.zscore(store.keys.facts, "retried") is None
+    await store.r.delete(store.keys.wait_histogram)
+    assert await store.record_fact("retried", fact, 100.0, 3600)
+    assert not await store.record_fact("retried", fact, 100.0, 3600)
+    assert [f["waited"] for f in await store.facts_between(0, 200)] == ["45.0"]
+    assert await store.r.ttl(store.keys.fact("retried")) > 0
+    waits = await store.wait_histogram()
+    assert waits["count"] == 1 and waits["sum"] == 45.0
+    assert waits["buckets"] == {
+        repr(b): 1 for b in (60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+    }

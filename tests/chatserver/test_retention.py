@@ -165,3 +165,29 @@ async def test_cli_purge_against_the_store(server: LiveServer, tmp_path: Path) -
         "purged": 0
     }
     assert len(await server.store.facts_between(0, float("inf"))) == 1
+
+
+async def test_purge_trims_the_facts_index_after_statistics_days(server: LiveServer) -> None:
+    """The purge drops facts index entries older than statistics_days (service clock), keeps
+    younger ones, and never one whose text is not purged yet."""
+    clock = Clock(time.time() - 800 * DAY)
+    server.app[SERVICE].clock = clock
+    ancient = await ended_chat(server, "Heeloud")
+    clock.now = time.time() - 100 * DAY
+    old = await ended_chat(server, "Oud", "bert")
+    clock.now = time.time() - 20 * DAY
+    recent = await ended_chat(server, "Recent", "cees")
+    store = server.store
+    index = store.keys.facts
+
+    async def listed() -> set[str]:
+        return set(cast(list[str], await store.r.zrange(index, 0, -1)))
+
+    assert await listed() == {ancient, old, recent}
+    assert await purge(store, time.time(), 30, 730) == 2
+    assert await listed() == {old, recent}
+    # Statistics kept shorter than text: the index still finds the text to purge.
+    assert await purge(store, time.time(), 30, 10) == 0
+    assert await listed() == {recent} and await store.message_count(recent) == 1
+    assert await purge(store, time.time() + 11 * DAY, 30, 10) == 1
+    assert await listed() == set()
