@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,55 @@ from chatserver.config import Settings
 from chatserver.store import Store
 
 TIMEOUT = 5.0
+
+
+async def eventually(
+    check: Callable[[], Any | Awaitable[Any]],
+    timeout: float = TIMEOUT,
+    interval: float = 0.05,
+    what: str | None = None,
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns a truthy value, and return that value;
+    fail with ``what`` (or the check's name) and its last value once ``timeout`` passes.
+
+    For facts that are recorded after the frame a test waits for (a background write, a
+    purge run): wait for the fact itself, never for a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            name = what or getattr(check, "__name__", repr(check))
+            raise AssertionError(f"not reached within {timeout} s: {name} (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_fact(store: Store, conversation_id: str, timeout: float = TIMEOUT) -> None:
+    """Wait until the ended conversation's anonymous fact is kept: listed in the facts index
+    and its hash written (``Store.record_fact`` adds the index entry first)."""
+
+    async def kept() -> bool:
+        listed = await store.r.zscore(store.keys.facts, conversation_id) is not None
+        return listed and bool(await store.r.exists(store.keys.fact(conversation_id)))
+
+    await eventually(kept, timeout, what=f"the fact of {conversation_id} is kept")
+
+
+async def drain(
+    client: Client, quiet: float = 0.5, into: list[dict[str, Any]] | None = None
+) -> None:
+    """Read frames until none comes for ``quiet`` seconds or the socket closes (they land in
+    ``client.seen``, and in ``into`` when given). Only for collecting what was sent; to wait
+    for something, expect its frame or use :func:`eventually`."""
+    with contextlib.suppress(TimeoutError, websockets.ConnectionClosed):
+        while True:
+            frame = await client.recv(quiet)
+            if into is not None:
+                into.append(frame)
 
 
 class Client:

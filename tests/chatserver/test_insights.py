@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -18,7 +17,7 @@ from chatserver.app import SERVICE
 from chatserver.config import Settings
 from tests.chatserver.test_review_and_audit import call
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import Client, LiveServer
+from tests.helpers import Client, LiveServer, wait_for_fact
 
 DAY = 86400.0
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -312,7 +311,7 @@ async def test_statistics_api_rights_and_no_personal_data(server: LiveServer) ->
     await visitor.expect("ack")
     await visitor.send({"type": "leave"})
     await visitor.expect("ended")
-    await asyncio.sleep(0.2)
+    await wait_for_fact(server.store, conv)
     await server.add_staff("bert", "supervisor")
     await server.add_staff("cees")
     sup = (await server.login("bert"))["token"]
@@ -347,7 +346,7 @@ async def test_export_is_anonymised(server: LiveServer) -> None:
     await counsellor.expect("ack", skip=("message", "queue"))
     await visitor.send({"type": "leave"})
     await visitor.expect("ended", skip=("message", "notice"))
-    await asyncio.sleep(0.2)
+    await wait_for_fact(server.store, conv)
     await server.add_staff("bert", "supervisor")
     status, body = await call(server, "GET", "/api/export", (await server.login("bert"))["token"])
     assert status == 200
@@ -370,7 +369,7 @@ async def test_export_replaces_names_inside_text(server: LiveServer) -> None:
     await visitor.expect("ack", skip=("message", "notice", "typing"))
     await visitor.send({"type": "leave"})
     await visitor.expect("ended", skip=("message", "notice", "typing"))
-    await asyncio.sleep(0.2)
+    await wait_for_fact(server.store, conv)
     status, body = await call(server, "GET", "/api/export", (await server.login("bert"))["token"])
     assert status == 200
     texts = [m["text"] for c in body["conversations"] for m in c["messages"]]

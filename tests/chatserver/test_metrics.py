@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import ResponseError
 
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, wait_for_fact
 from tests.procs import chatserver
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -40,7 +40,7 @@ def wait_bucket(values: Samples, le: str) -> float:
 
 async def helped_and_rejected(server: LiveServer) -> None:
     """One visitor helped (a short wait), one frame rejected, one counsellor available."""
-    visitor, counsellor, _ = await chatting(server, "Metrisch")
+    visitor, counsellor, conv = await chatting(server, "Metrisch")
     await visitor.send({"type": "say", "text": "privé tekst", "ref": "1"})
     await visitor.expect("ack")
     await visitor.send({"type": "nonsense"})
@@ -48,7 +48,7 @@ async def helped_and_rejected(server: LiveServer) -> None:
     await visitor.send({"type": "leave"})
     await visitor.expect("ended")
     await visitor.close()
-    await asyncio.sleep(0.2)
+    await wait_for_fact(server.store, conv)  # and with it the wait histogram
     del counsellor
 
 

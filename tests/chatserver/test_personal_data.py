@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from chatserver.config import Settings
 from tests.chatserver.test_review_and_audit import call
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, wait_for_fact
 
 
 async def test_survey_comment_is_stored_redacted(server: LiveServer) -> None:
@@ -39,7 +38,7 @@ async def test_review_redacts_the_wrapup_note(server: LiveServer) -> None:
         {"type": "end", "conversation_id": conv, "wrapup": {"topics": ["school"], "note": note}}
     )
     await visitor.expect("ended")
-    await asyncio.sleep(0.2)
+    await wait_for_fact(server.store, conv)
     await server.add_staff("bert", "supervisor")
     for who in ("bert", "anna"):
         status, review = await call(
@@ -71,12 +70,8 @@ async def test_entry_is_kept_only_as_a_safe_label(redis_url: str, key_prefix: st
             await visitor.send({"type": "leave"})
             await visitor.expect("ended")
             conv = welcome["conversation_id"]
-            fact: dict[str, str] = {}
-            for _ in range(100):  # the fact is written right after the end
-                if fact := await server.store.r.hgetall(server.store.keys.fact(conv)):
-                    break
-                await asyncio.sleep(0.02)
-            kept[entry] = fact["entry"]
+            await wait_for_fact(server.store, conv)  # written right after the end
+            kept[entry] = await server.store.r.hget(server.store.keys.fact(conv), "entry")
         assert kept == {
             "gemeente-a": "gemeente-a",
             "gemeente-b": "other",

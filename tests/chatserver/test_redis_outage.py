@@ -14,9 +14,10 @@ import pytest
 
 from chatserver.appkeys import SERVICE
 from chatserver.config import Settings
+from tests.chatserver.test_errors import custom_server
 from tests.chatserver.test_scale import connect, counsellor_on, make_store
 from tests.conftest import free_port, start_redis
-from tests.helpers import Client, LiveServer
+from tests.helpers import Client, LiveServer, drain
 from tests.procs import chatserver
 
 pytestmark = pytest.mark.slow
@@ -75,13 +76,6 @@ async def test_redis_restart_loses_nothing_acknowledged(tmp_path: Path) -> None:
             assert stored == [(1, "voor"), (2, "tijdens"), (3, "na")]
             got = [(f["seq"], f["text"]) for f in counsellor.seen if f["type"] == "message"]
             assert got == [(1, "voor"), (2, "tijdens")]  # each once, in order
-
-
-async def drain(client: Client, quiet: float = 0.5) -> None:
-    """Read frames until none comes for ``quiet`` seconds (they land in ``client.seen``)."""
-    with contextlib.suppress(TimeoutError):
-        while True:
-            await client.recv(quiet)
 
 
 def codes(client: Client, conv: str) -> list[str]:

@@ -19,7 +19,7 @@ from chatserver.retention import purge, take_slot
 from chatserver.store import Store
 from tests.chatserver.test_insights import Clock
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, eventually, wait_for_fact
 
 DAY = 86400.0
 
@@ -33,14 +33,8 @@ async def ended_chat(server: LiveServer, nickname: str, counsellor: str = "anna"
     await staff.send({"type": "status", "state": "offline"})
     await visitor.close()
     await staff.close()
+    await wait_for_fact(server.store, conv)  # purges find ended conversations by their fact
     return conv
-
-
-async def wait_for(predicate: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +73,7 @@ async def test_one_purge_per_interval_across_instances(redis_url: str, key_prefi
         async def two_more_runs() -> bool:
             return len(await runs(store)) >= start + 2
 
-        await wait_for(two_more_runs)
+        await eventually(two_more_runs, timeout=20)
         assert await store.message_count(old) == 0 and await store.conversation(old) is None
         assert await store.message_count(recent) == 1 and await store.conversation(recent)
         log = await runs(store)
@@ -92,7 +86,7 @@ async def test_one_purge_per_interval_across_instances(redis_url: str, key_prefi
         async def recent_gone() -> bool:
             return await store.conversation(recent) is None
 
-        await wait_for(recent_gone)
+        await eventually(recent_gone, timeout=20)
         assert await store.message_count(recent) == 0
         assert len(await store.facts_between(0, float("inf"))) == 2  # statistics stay
         assert (await store.counters())["purged_conversations"] == 2

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, eventually
 
 JSON_HEADERS = {"X-Requested-With": "chat"}
 
@@ -196,14 +196,13 @@ async def test_audit_cli(server: LiveServer, tmp_path: Path) -> None:
 
 async def audit_until(server: LiveServer, action: str) -> list[dict[str, str]]:
     """The audit log, once it holds an ``action`` record (records are written async)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while True:
+
+    async def with_action() -> list[dict[str, str]] | None:
         entries = await server.store.audit_entries()
-        if any(e["action"] == action for e in entries):
-            return entries
-        assert loop.time() < deadline, f"no {action} record in {entries}"
-        await asyncio.sleep(0.05)
+        return entries if any(e["action"] == action for e in entries) else None
+
+    entries: list[dict[str, str]] = await eventually(with_action, what=f"an {action} record")
+    return entries
 
 
 async def test_watch_ends_on_record_when_the_socket_closes(server: LiveServer) -> None:

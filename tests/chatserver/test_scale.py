@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from pathlib import Path
@@ -16,7 +15,7 @@ import websockets
 from chatserver.auth import Role, add_staff
 from chatserver.keys import Keys
 from chatserver.store import Store
-from tests.helpers import Client
+from tests.helpers import Client, drain, eventually
 from tests.procs import chatserver
 
 pytestmark = pytest.mark.slow
@@ -152,11 +151,6 @@ async def test_workers_share_one_port(tmp_path: Path) -> None:
             for v, _ in visitors:
                 assert (await v.expect("ack"))["seq"] == round_ + 1
 
-        async def drain(c: Client) -> None:
-            with __import__("contextlib").suppress(TimeoutError):
-                while True:
-                    await c.recv(0.5)
-
         await asyncio.gather(*(drain(c) for c in counsellors))
         for _, conv in visitors:
             got = []  # a message said just before assignment arrives in assigned.history
@@ -171,13 +165,6 @@ async def test_workers_share_one_port(tmp_path: Path) -> None:
             assert got == [(i + 1, f"r{i}") for i in range(5)], conv
         await store.r.aclose()
         await store.rb.aclose()
-
-
-async def drain(client: Client, quiet: float = 0.5) -> None:
-    """Read frames until none comes for ``quiet`` seconds (they land in ``client.seen``)."""
-    with contextlib.suppress(TimeoutError):
-        while True:
-            await client.recv(quiet)
 
 
 async def test_connection_cut_mid_send_stores_the_message_once(
@@ -255,11 +242,11 @@ async def test_trainee_is_not_watched_by_a_dead_or_offline_supervisor(
         await bert.expect("ack", skip=("queue", "overview"))
         os.kill(proc_a.pid, signal.SIGKILL)
         proc_a.wait()
-        for _ in range(100):  # until the other process has reaped the dead one
-            if len(await store.r.zrange(store.keys.nodes, 0, -1)) == 1:
-                break
-            await asyncio.sleep(0.2)
-        assert len(await store.r.zrange(store.keys.nodes, 0, -1)) == 1
+
+        async def reaped() -> bool:  # the other process has reaped the dead one
+            return len(await store.r.zrange(store.keys.nodes, 0, -1)) == 1
+
+        await eventually(reaped, timeout=20)
         visitor = await connect(port_b)
         await visitor.send({"type": "hello", "nickname": "Wachtend"})
         conv = (await visitor.expect("welcome"))["conversation_id"]
