@@ -32,6 +32,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
+from math import ceil
 
 #: Fewer handled conversations than this and the estimate is null.
 MIN_SAMPLES = 5
@@ -54,7 +55,11 @@ def remaining(age: float, handling_seconds: Sequence[float]) -> float:
 def _median_turn(turn: float) -> float:
     """Where the count of freeings has even odds of having reached ``turn``: for a count
     that arrives like a Poisson stream this is the median of a gamma distribution with
-    shape ``turn`` (Chen and Rubin's approximation; ln 2 for the first turn)."""
+    shape ``turn`` (Chen and Rubin's approximation; ln 2 for the first turn). Below one
+    turn (a share of those ahead leaves) the approximation grows again as the turn shrinks,
+    so there it goes straight down from the first turn's value: later never means sooner."""
+    if turn < 1:
+        return turn * _median_turn(1.0)
     return max(turn - 1 / 3 + 8 / (405 * turn) + 184 / (25515 * turn**2), 0.5 * turn)
 
 
@@ -94,6 +99,41 @@ class _Freeings:
         return total
 
 
+class _Schedule:
+    """Everything in the estimate that does not depend on the position."""
+
+    def __init__(
+        self,
+        handling_seconds: Sequence[float],
+        servers: int,
+        free_now: int,
+        abandon_share: float,
+        ages: Sequence[float] | None,
+        wrapup_left: Sequence[float],
+    ) -> None:
+        wrapup = [max(0.0, w) for w in wrapup_left][: max(0, servers - free_now)]
+        known = list(ages or ())[: max(0, servers - free_now - len(wrapup))]
+        busy = known + [0.0] * max(0, servers - free_now - len(wrapup) - len(known))
+        self.keep = 1.0 - min(max(abandon_share, 0.0), 0.9)
+        self.free = free_now
+        self.freed = _Freeings(handling_seconds, free_now, busy, wrapup)
+        self.longest = max([*handling_seconds, *known, *wrapup])
+
+    def target(self, position: int) -> tuple[float, int] | None:
+        """The count of freeings that reaches the visitor at ``position`` with even odds, and
+        a time by which it has surely been reached; ``None`` when a place is free for them."""
+        turn = (position - 1) * self.keep + 1  # those ahead who will still be there, and oneself
+        if turn <= self.free or self.freed.mean <= 0:
+            return None
+        # The free places are certain; the rest of the count scatters.
+        target = self.free + _median_turn(turn - self.free)
+        return target, ceil(self.freed.mean * (turn + 1) + self.longest)
+
+
+def _valid(position: int, handling_seconds: Sequence[float], servers: int) -> bool:
+    return position >= 1 and servers >= 1 and len(handling_seconds) >= MIN_SAMPLES
+
+
 def estimate_wait(
     position: int,
     handling_seconds: Sequence[float],
@@ -112,27 +152,76 @@ def estimate_wait(
     Any further place (neither free, nor busy with a known age, nor in wrap-up) is taken
     as holding a conversation just begun.
     """
-    if position < 1 or servers < 1 or len(handling_seconds) < MIN_SAMPLES:
+    if not _valid(position, handling_seconds, servers):
         return None
-    wrapup = [max(0.0, w) for w in wrapup_left][: max(0, servers - free_now)]
-    known = list(ages or ())[: max(0, servers - free_now - len(wrapup))]
-    busy = known + [0.0] * max(0, servers - free_now - len(wrapup) - len(known))
-    keep = 1.0 - min(max(abandon_share, 0.0), 0.9)
-    turn = (position - 1) * keep + 1  # those ahead who will still be there, and oneself
-    if turn <= free_now:
+    schedule = _Schedule(handling_seconds, servers, free_now, abandon_share, ages, wrapup_left)
+    aim = schedule.target(position)
+    if aim is None:
         return 0
-    freed = _Freeings(handling_seconds, free_now, busy, wrapup)
-    if freed.mean <= 0:
-        return 0
-    # The free places are certain; the rest of the count scatters.
-    target = free_now + _median_turn(turn - free_now)
-    lo, hi = 0.0, freed.mean * (turn + 1) + max([*handling_seconds, *known, *wrapup])
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        if freed(mid) < target:
-            lo = mid
+    target, top = aim
+    bottom = -1  # the answer is in (bottom, top]: the first whole second the count is reached
+    while top - bottom > 1:
+        mid = (bottom + top) // 2
+        if schedule.freed(mid) < target:
+            bottom = mid
         else:
-            hi = mid
-        if hi - lo < 0.5:
-            break
-    return round(hi)
+            top = mid
+    return top
+
+
+def estimate_waits(
+    positions: int,
+    handling_seconds: Sequence[float],
+    servers: int,
+    free_now: int = 0,
+    abandon_share: float = 0.0,
+    ages: Sequence[float] | None = None,
+    wrapup_left: Sequence[float] = (),
+) -> list[int | None]:
+    """:func:`estimate_wait` for positions 1 to ``positions`` at once, the same numbers.
+
+    The schedule of freeings is built once, and positions are taken in order: a later one is
+    never helped sooner, so each search starts from the answer before and first tries one
+    step of the same size as the last, which is nearly always within a second or two.
+    """
+    if not _valid(1, handling_seconds, servers):
+        return [None] * max(0, positions)
+    schedule = _Schedule(handling_seconds, servers, free_now, abandon_share, ages, wrapup_left)
+    out: list[int | None] = []
+    last, step = 0, 0
+    for position in range(1, positions + 1):
+        aim = schedule.target(position)
+        if aim is None:
+            out.append(0)
+            continue
+        target, limit = aim
+        found = _first_reaching(schedule.freed, target, last, limit, last + step)
+        step, last = found - last, found
+        out.append(found)
+    return out
+
+
+def _first_reaching(freed: _Freeings, target: float, lo: int, hi: int, guess: int) -> int:
+    """The first whole second in [lo, hi] by which ``freed`` reaches ``target`` (``hi`` when
+    none does), searched outwards from ``guess`` in doubling steps, then by halving."""
+    guess = min(max(guess, lo), hi)
+    step = 1
+    if freed(guess) >= target:
+        top, bottom = guess, guess - 1
+        while bottom >= lo and freed(bottom) >= target:
+            top, step = bottom, step * 2
+            bottom = top - step
+        bottom = max(bottom, lo - 1)
+    else:
+        bottom, top = guess, guess + 1
+        while top < hi and freed(top) < target:
+            bottom, step = top, step * 2
+            top = bottom + step
+        top = min(top, hi)
+    while top - bottom > 1:  # the answer is in (bottom, top]
+        mid = (bottom + top) // 2
+        if freed(mid) < target:
+            bottom = mid
+        else:
+            top = mid
+    return top

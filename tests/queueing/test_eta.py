@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from queueing.eta import MIN_SAMPLES, estimate_wait, naive_wait, remaining
+from queueing.eta import MIN_SAMPLES, estimate_wait, estimate_waits, naive_wait, remaining
 
 #: Recent conversation lengths with a mean of 1200 s and a longest of 1800 s.
 SPREAD = [600.0, 1200.0, 1800.0] * 2
@@ -70,3 +72,46 @@ def test_free_places_wrap_up_and_leaving_shorten_the_wait() -> None:
     assert stay is not None and leave is not None and leave < stay
     waits = [estimate_wait(p, SPREAD, 2, ages=[300.0, 900.0]) for p in range(1, 10)]
     assert waits == sorted(waits)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    handling=st.lists(st.floats(1, 4000, allow_nan=False), min_size=MIN_SAMPLES, max_size=40)
+    | st.lists(st.sampled_from([60.0, 600.0, 1200.0]), min_size=MIN_SAMPLES, max_size=12),
+    servers=st.integers(1, 12),
+    free=st.integers(0, 4),
+    abandon=st.floats(0, 1),
+    ages=st.none() | st.lists(st.floats(0, 5000, allow_nan=False), max_size=12),
+    wrapup=st.lists(st.floats(-10, 300, allow_nan=False), max_size=3),
+    positions=st.integers(0, 60),
+)
+def test_all_positions_at_once_equal_one_at_a_time(
+    handling: list[float],
+    servers: int,
+    free: int,
+    abandon: float,
+    ages: list[float] | None,
+    wrapup: list[float],
+    positions: int,
+) -> None:
+    """estimate_waits(n) is exactly [estimate_wait(p) for p in 1..n], whatever the data."""
+    args = (handling, servers, free, abandon, ages, wrapup)
+    assert estimate_waits(positions, *args) == [
+        estimate_wait(p, *args) for p in range(1, positions + 1)
+    ]
+
+
+def test_all_positions_at_once_without_enough_data() -> None:
+    """Too few samples or nobody on shift: every position's estimate is null."""
+    assert estimate_waits(3, SPREAD[: MIN_SAMPLES - 1], 2) == [None] * 3
+    assert estimate_waits(2, SPREAD, 0) == [None, None]
+
+
+def test_a_later_position_never_waits_less_when_many_leave() -> None:
+    """With a free place and most visitors leaving (turns below one), the estimate still
+    grows with the position."""
+    waits = [
+        estimate_wait(p, SPREAD, 2, free_now=1, abandon_share=0.9, ages=[300.0])
+        for p in range(1, 8)
+    ]
+    assert waits == sorted(waits) and waits[1] != waits[-1]
