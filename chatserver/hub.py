@@ -23,7 +23,7 @@ from chatserver.codec import Outgoing
 from chatserver.connection import Connection
 from chatserver.events import Event, MessageEvent, decode_event
 from chatserver.store import Store
-from queueing.eta import estimate_wait
+from queueing.eta import estimate_waits
 from queueing.hours import helped_before_closing
 
 CLOSING_SOON = {
@@ -559,15 +559,15 @@ class Hub:
         index = {cid: i for i, cid in enumerate(ids, start=1)}
         now = self.clock()
         handling = await self.store.handling_times()
-        servers, ages, wrapup = await self.store.shift_places(now)
-        free = sum(c.free for c in await self.store.available_snapshot())
+        servers, free, ages, wrapup = await self.store.shift_places(now)
         abandon = await self.store.abandon_share()
         closes_at = self.closes_at()
-        for link in waiting_links:
-            position = index.get(link.conversation_id)
-            if position is None:
-                continue
-            eta = estimate_wait(position, handling, servers, free, abandon, ages, wrapup)
+        here = [(index[v.conversation_id], v) for v in waiting_links if v.conversation_id in index]
+        # one sweep over the positions, not one search per visitor
+        last = max((position for position, _ in here), default=0)
+        etas = estimate_waits(last, handling, servers, free, abandon, ages, wrapup)
+        for position, link in here:
+            eta = etas[position - 1]
             if position != link.position or link is force or eta_moved(link.eta, eta):
                 link.position, link.eta = position, eta
                 link.conn.send(
