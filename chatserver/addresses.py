@@ -39,6 +39,10 @@ def public_scheme(request: web.Request, trust_forwarded_for: bool) -> str:
     return request.scheme
 
 
+#: How long a past day known to have no secret is not asked again.
+ABSENT_RECHECK_SECONDS = 600.0
+
+
 class AddressHasher:
     """Keyed hashes of client addresses; ``clock`` (Unix seconds) picks the day's secret."""
 
@@ -46,6 +50,8 @@ class AddressHasher:
         self.store = store
         self.clock = clock
         self._secrets: dict[str, bytes] = {}
+        #: Days found without a secret (a past day never gets one): monotonic time asked.
+        self._absent: dict[str, float] = {}
         #: Used only while Redis cannot be reached: hashes then differ between processes.
         self._fallback = secrets.token_bytes(32)
 
@@ -77,18 +83,32 @@ class AddressHasher:
             secret = self._fallback
         return _digest(secret, address)
 
-    async def recent(self, address: str) -> list[str]:
-        """Today's and yesterday's hash: a block made yesterday is keyed by yesterday's
-        secret, so checks look at both (a block never outlives 24 h for a network)."""
+    async def recent(self, address: str, today: str | None = None) -> list[str]:
+        """Today's hash (``today`` when the caller has it) and yesterday's: a block made
+        yesterday is keyed by yesterday's secret, so checks look at both (a block never
+        outlives 24 h for a network)."""
         now = self.clock()
-        hashes = [await self.hash(address, now)]
+        hashes = [today if today is not None else await self.hash(address, now)]
         try:
-            yesterday = await self._secret(self._day(now - 86400), make=False)
+            yesterday = await self._past_secret(self._day(now - 86400))
         except (RedisError, OSError):
             yesterday = None
         if yesterday is not None:
             hashes.append(_digest(yesterday, address))
         return hashes
+
+    async def _past_secret(self, day: str) -> bytes | None:
+        """A past day's secret, if it was made; that it was not is remembered too (asked
+        again after :data:`ABSENT_RECHECK_SECONDS`, for a process whose clock was ahead)."""
+        asked = self._absent.get(day)
+        if asked is not None and time.monotonic() - asked < ABSENT_RECHECK_SECONDS:
+            return None
+        secret = await self._secret(day, make=False)
+        if secret is None:
+            self._absent = {day: time.monotonic()}  # only the latest day is ever asked
+        else:
+            self._absent.pop(day, None)
+        return secret
 
 
 def _digest(secret: bytes, address: str) -> str:

@@ -111,8 +111,12 @@ class Keys:
         return self._g(f"block:token:{token_hash}")
 
     def connections(self, address_hash: str) -> str:
-        """How many sockets are open from this hashed address, over every process."""
+        """Sockets open from this hashed address: a hash, one count per node id."""
         return self._g(f"conns:{address_hash}")
+
+    def node_addresses(self, node_id: str) -> str:
+        """The hashed addresses a process counts sockets of, to drop its counts if it dies."""
+        return self._g(f"node-addrs:{node_id}")
 
     def conversation_address(self, conversation_id: str) -> str:
         """The hashed address a conversation came from, kept 24 hours for a block."""

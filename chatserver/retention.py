@@ -78,7 +78,7 @@ async def purge(
     purged = 0
     for conv in due:
         purged += await forget_conversation(store, conv)
-    await store.r.eval(RAISE_CURSOR, 1, k.retention_cursor, repr(cutoff))
+    await store.script("raise_cursor", RAISE_CURSOR)(keys=[k.retention_cursor], args=[repr(cutoff)])
     if statistics_days is not None:
         await store.trim_facts(min(cutoff, now - statistics_days * DAY))
     if purged:
@@ -90,9 +90,8 @@ async def purge(
 async def take_slot(store: Store, slot: int, node: str) -> bool:
     """True for exactly one caller per slot (and never for a slot older than one taken)."""
     k = store.keys
-    return bool(
-        await store.r.eval(TAKE_SLOT, 3, k.retention_lock, k.retention_log, k.counters, slot, node)
-    )
+    take = store.script("take_slot", TAKE_SLOT)
+    return bool(await take(keys=[k.retention_lock, k.retention_log, k.counters], args=[slot, node]))
 
 
 async def retention_loop(

@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatserver.config import Settings
 from chatserver.errors import ErrorCode, FrameError
@@ -33,6 +35,9 @@ from queueing.policy import PRIORITY_CRISIS, QueuePolicy, plan_assignments
 log = structlog.get_logger("chatserver.service")
 
 DAY = 86400
+
+#: An unrecorded drop whose replay fails this often (not for want of Redis) is given up.
+REPLAY_ATTEMPTS = 3
 
 
 class Service:
@@ -56,6 +61,8 @@ class Service:
         self._registered = False
         #: Socket closes Redis did not hear of (kind, id, connection), replayed later.
         self._unrecorded: deque[tuple[str, str, str]] = deque(maxlen=10_000)
+        #: Failed replays of the head of ``_unrecorded`` (dropped at REPLAY_ATTEMPTS).
+        self._replay_failures = 0
 
     @property
     def retention_seconds(self) -> int:
@@ -162,15 +169,23 @@ class Service:
                 log.exception("grace_sweep_crashed")
 
     async def _heartbeat(self) -> None:
-        """Tell the others we live; take over the sockets of a process that stopped."""
+        """Tell the others we live; take over the sockets of a process that stopped; then
+        replay drops Redis did not hear of (apart: a failing replay is no Redis outage)."""
         while not self.stopping:
+            beaten = False
             try:
                 await self.beat()
+                beaten = True
             except RedisError as exc:
                 self._healthy_since = None
                 log.warning("heartbeat_failed", error=type(exc).__name__)
             except Exception:
                 log.exception("heartbeat_crashed")
+            if beaten and self._unrecorded:
+                try:
+                    await self.replay_unrecorded()
+                except Exception as exc:
+                    log.warning("unrecorded_replay_failed", error=type(exc).__name__)
             await asyncio.sleep(self.heartbeat_seconds)
 
     @property
@@ -178,7 +193,11 @@ class Service:
         return self.settings.grace.node_dead_seconds / 4
 
     async def beat(self) -> None:
-        """One heartbeat: re-register if we were reaped, replay unrecorded drops, reap.
+        """One heartbeat: re-register if we were reaped, then reap.
+
+        Taking a node (:meth:`Store.take_node`) removes it from the heartbeat set in the
+        same script that takes its registry, so our ZADD listing us anew is exactly "we
+        were reaped" (or Redis lost its data): then every open socket registers again.
 
         A process reaps others only once it has itself beaten for ``node_dead_seconds``
         without a Redis error: after an outage every process looks stale, and each must
@@ -187,55 +206,42 @@ class Service:
         listed_anew = await self.store.heartbeat(self.node_id, now)
         if self._healthy_since is None:
             self._healthy_since = time.monotonic()
-        if self._registered and (listed_anew or await self._registry_missing()):
+        if self._registered and listed_anew:
             await self.reregister()
+        elif self.store.unsynced_connections:
+            await self.store.sync_connections(self.node_id)
         self._registered = True
-        await self.replay_unrecorded()
         if time.monotonic() - self._healthy_since >= self.settings.grace.node_dead_seconds:
             await self.reap_dead_nodes(now)
-
-    def _local_entries(self) -> set[str]:
-        hub = self.hub
-        out = {
-            f"v|{conv}|{link.conn.id}"
-            for conv, link in hub.visitors.items()
-            if link.state in ("waiting", "active") and not link.conn.closing
-        }
-        out |= {
-            f"s|{sid}|{c.id}" for sid, conns in hub.staff.items() for c in conns if not c.closing
-        }
-        out |= {
-            f"t|{trainee}|{c.staff_id}|{c.id}"
-            for trainee, conns in hub.trainee_watchers.items()
-            for c in conns
-            if not c.closing
-        }
-        return out
-
-    async def _registry_missing(self) -> bool:
-        """Whether sockets open here are missing from this node's registry (it was taken)."""
-        local = self._local_entries()
-        if not local:
-            return False
-        return not (local & await self.store.node_registry(self.node_id))
 
     async def reregister(self) -> None:
         """We were declared dead while alive: register every open socket again and cancel
         the graces the reaper started for them (their parties are told we are back)."""
         log.warning("node_reregistered", node=self.node_id)
+        await self.store.sync_connections(self.node_id, every=True)
         for conv, link in list(self.hub.visitors.items()):
             if link.state in ("waiting", "active") and not link.conn.closing:
                 await self.visitor_returned(conv, link.conn.id)
         for staff_id, conns in list(self.hub.staff.items()):
-            for conn in list(conns):
-                if not conn.closing:
-                    await self.staff_connected(staff_id, conn.id)
+            live = [conn for conn in conns if not conn.closing]
+            for conn in live:
+                await self.staff_connected(staff_id, conn.id)
+            if live:
+                await self._undo_reap_pause(staff_id)
         for trainee, conns in list(self.hub.trainee_watchers.items()):
             for conn in list(conns):
                 if not conn.closing and conn.staff_id:
                     await self.store.add_trainee_watch(trainee, conn.staff_id, conn.id)
             await self.trainee_watch_changed(trainee)
         self.request_assignment()
+
+    async def _undo_reap_pause(self, staff_id: str) -> None:
+        """A counsellor the reaper paused (their sockets looked dead) is available again."""
+        state = await self.store.staff_state(staff_id)
+        if state.get("state") == "paused" and state.get("paused_by_reap") == "1":
+            await self.store.set_status(staff_id, "available", None, self.clock())
+            await self.store.publish(event("status", s=staff_id))
+            log.info("reap_pause_undone", staff_id=staff_id)
 
     # -- drops Redis did not hear of ----------------------------------------------
     def drop_unrecorded(self, kind: str, ident: str | None, conn_id: str) -> None:
@@ -247,13 +253,34 @@ class Service:
         self._unrecorded.append((kind, ident, conn_id))
 
     async def replay_unrecorded(self) -> None:
+        """Record the kept drops, oldest first. One that keeps failing while Redis answers
+        (say a ``ResponseError``) is given up after :data:`REPLAY_ATTEMPTS` tries, so it
+        never blocks the ones behind it; without Redis, the error is raised for later."""
         while self._unrecorded:
             kind, ident, conn_id = self._unrecorded[0]
-            if kind == "v":
-                await self.visitor_dropped(ident, conn_id)
-            else:
-                await self.staff_conn_closed(ident, conn_id)
+            try:
+                if kind == "v":
+                    await self.visitor_dropped(ident, conn_id)
+                else:
+                    await self.staff_conn_closed(ident, conn_id)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise
+            except Exception as exc:
+                self._replay_failures += 1
+                if self._replay_failures < REPLAY_ATTEMPTS:
+                    raise
+                self._unrecorded.popleft()
+                self._replay_failures = 0
+                log.error(
+                    "unrecorded_drop_given_up",
+                    kind=kind,
+                    id=ident,
+                    conn=conn_id,
+                    error=type(exc).__name__,
+                )
+                continue
             self._unrecorded.popleft()
+            self._replay_failures = 0
             log.info("unrecorded_drop_replayed", kind=kind)
 
     async def staff_conn_closed(self, staff_id: str, conn_id: str) -> None:
@@ -270,10 +297,11 @@ class Service:
         await self.staff_dropped(staff_id, conn_id)
 
     async def reap_dead_nodes(self, now: float) -> None:
-        for node in await self.store.dead_nodes(now - self.settings.grace.node_dead_seconds):
+        cutoff = now - self.settings.grace.node_dead_seconds
+        for node in await self.store.dead_nodes(cutoff):
             if node == self.node_id:
                 continue
-            entries = await self.store.take_node(node)
+            entries = await self.store.take_node(node, cutoff)
             log.warning("node_dead", node=node, sockets=len(entries))
             for entry in entries:
                 kind, ident, conn_id = entry.split("|", 2)
@@ -284,7 +312,7 @@ class Service:
                     await self.store.remove_trainee_watch(ident, supervisor, conn)
                     await self.trainee_watch_changed(ident)
                 else:
-                    await self.staff_dropped(ident, conn_id)
+                    await self.staff_dropped(ident, conn_id, reaped=True)
 
     async def sweep_graces(self) -> None:
         for member in await self.store.due_graces(self.clock()):
@@ -389,13 +417,16 @@ class Service:
             for conv in await self.store.staff_conversation_ids(staff_id):
                 await self.visitor_notice(conv, "counsellor_back")
 
-    async def staff_dropped(self, staff_id: str, conn_id: str) -> None:
-        """The last socket of a staff member closed: no new chats, tell their visitors."""
+    async def staff_dropped(self, staff_id: str, conn_id: str, *, reaped: bool = False) -> None:
+        """The last socket of a staff member closed: no new chats, tell their visitors.
+        ``reaped``: its process was taken for dead; the pause is marked, to be undone if
+        that process was alive after all (:meth:`reregister`)."""
         if await self.store.remove_staff_connection(staff_id, conn_id) > 0:
             return
         state = await self.store.staff_state(staff_id)
         if state.get("state") == "available":
-            await self.store.set_status(staff_id, "paused", None, self.clock())
+            mark = {"paused_by_reap": "1"} if reaped else None
+            await self.store.set_status(staff_id, "paused", None, self.clock(), mark)
         convs = await self.store.staff_conversation_ids(staff_id)
         if convs:
             await self.store.start_grace(

@@ -56,7 +56,9 @@ async def _acquire(request: web.Request, address: str) -> tuple[bool, bool]:
     if not limit:
         return True, False
     try:
-        admitted = await request.app[STORE].acquire_connection(address, limit)
+        admitted = await request.app[STORE].acquire_connection(
+            address, limit, request.app[SERVICE].node_id
+        )
     except (RedisError, OSError):
         return True, False
     return admitted, admitted
@@ -64,7 +66,7 @@ async def _acquire(request: web.Request, address: str) -> tuple[bool, bool]:
 
 async def _release(request: web.Request, address: str) -> None:
     with contextlib.suppress(RedisError, OSError):
-        await request.app[STORE].release_connection(address)
+        await request.app[STORE].release_connection(address, request.app[SERVICE].node_id)
 
 
 async def _open(
@@ -190,13 +192,13 @@ async def _started(session: StaffSession, conn: Connection) -> bool:
     return True
 
 
-async def _blocked(request: web.Request) -> bool:
-    """Whether this network is blocked (by today's or yesterday's address hash); open when
-    the store cannot say (help comes first)."""
+async def _blocked(request: web.Request, address_hash: str) -> bool:
+    """Whether this network is blocked (by today's hash, ``address_hash`` from
+    :func:`_open`, or yesterday's); open when the store cannot say (help comes first)."""
     address = client_address(request, request.app[SETTINGS].server.trust_forwarded_for)
     try:
         return await request.app[STORE].is_blocked(
-            addresses=await request.app[ADDRESSES].recent(address)
+            addresses=await request.app[ADDRESSES].recent(address, today=address_hash)
         )
     except (RedisError, OSError):
         return False
@@ -214,7 +216,7 @@ async def visitor_socket(request: web.Request) -> web.WebSocketResponse:
         await session.handle(parse_visitor(obj, limit))
 
     try:
-        if admitted and await _blocked(request):
+        if admitted and await _blocked(request, address):
             conn.close(CloseCode.POLICY, "blocked")
         elif admitted:
             await _pump(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -29,11 +30,17 @@ def _script(name: str) -> str:
     return (resources.files("chatserver") / "lua" / f"{name}.lua").read_text("utf-8")
 
 
-#: Remove a node from the heartbeat set and take its registry, atomically.
+#: KEYS[1] heartbeat zset, KEYS[2] the node's registry, KEYS[3] the addresses it counts,
+#: KEYS[4..] their count hashes. ARGV[1] node, ARGV[2] heartbeat cutoff. Only while its last
+#: heartbeat is still older than the cutoff: remove the node, drop its connection counts and
+#: return its registry (atomically, so a node that beats again at that moment keeps all).
 TAKE_NODE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return {} end
+local beat = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not beat or tonumber(beat) > tonumber(ARGV[2]) then return {} end
+redis.call('ZREM', KEYS[1], ARGV[1])
 local entries = redis.call('SMEMBERS', KEYS[2])
-redis.call('DEL', KEYS[2])
+for i = 4, #KEYS do redis.call('HDEL', KEYS[i], ARGV[1]) end
+redis.call('DEL', KEYS[2], KEYS[3])
 return entries
 """
 
@@ -56,23 +63,45 @@ REASSIGN_REFUSALS = {
 WAIT_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
-#: A count of open sockets per address outlives its last change by at most this long, so
-#: counts a killed process leaked expire (the live sockets' counts are refreshed on every
-#: connect and close from that address; a lost count only ever makes the limit looser).
-CONNECTION_COUNT_TTL = 3600
+#: Open sockets per hashed address are counted per process: a hash ``conns:ADDR`` with one
+#: field per node id, and a set ``node-addrs:NODE`` of the addresses a node counts. When a
+#: dead node is taken (:data:`TAKE_NODE`) its fields go, so a crash leaks nothing however
+#: busy the address stays. The TTL is only a backstop (set when the hash is made, never
+#: refreshed): a lost count only ever makes the limit looser.
+CONNECTION_COUNT_TTL = 86400
+
+#: KEYS[1] conns:ADDR, KEYS[2] node-addrs:NODE. ARGV[1] node, ARGV[2] limit, ARGV[3] ttl,
+#: ARGV[4] address hash. Counts one more socket of this node unless the sum is at the limit.
 _CONN_ACQUIRE = """
-local n = redis.call('INCR', KEYS[1])
-if n > tonumber(ARGV[1]) then
-  if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
-  return 0
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+local total = 0
+for _, n in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(n) end
+if total >= tonumber(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+redis.call('SADD', KEYS[2], ARGV[4])
 return 1
 """
+#: Same keys; ARGV[1] node, ARGV[2] address hash. One socket of this node fewer.
 _CONN_RELEASE = """
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) else redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+end
 return n
+"""
+#: Same keys; ARGV[1] node, ARGV[2] count, ARGV[3] ttl, ARGV[4] address hash. Set this
+#: node's count to what it holds (after a false reap, or a Redis error mid-count).
+_CONN_SYNC = """
+if tonumber(ARGV[2]) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[4])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1
 """
 
 
@@ -155,6 +184,13 @@ class Store:
         self._scripts: dict[str, AsyncScript] = {
             name: binary.register_script(_script(name)) for name in SCRIPTS
         }
+        #: Inline scripts, run through the text client (EVALSHA, loaded on first use).
+        self._inline: dict[str, AsyncScript] = {}
+        #: Sockets this process counts per hashed address (to count them again when a
+        #: false reap dropped the counts in Redis).
+        self.held_connections: Counter[str] = Counter()
+        #: Addresses whose count a Redis error left unsure (set again on the next beat).
+        self.unsynced_connections: set[str] = set()
 
     async def ping(self) -> bool:
         return bool(await self.r.ping())
@@ -164,6 +200,14 @@ class Store:
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[name](keys=keys, args=args)
+
+    def script(self, name: str, source: str) -> AsyncScript:
+        """An inline script, registered once per store (decoded replies; works on a
+        cluster like the ``lua/`` ones: every key it touches is passed in KEYS)."""
+        found = self._inline.get(name)
+        if found is None:
+            found = self._inline[name] = self.r.register_script(source)
+        return found
 
     # -- accounts and sessions --------------------------------------------------------
     async def create_account(self, fields: dict[str, str]) -> bool:
@@ -227,18 +271,56 @@ class Store:
         await self.r.delete(self.keys.session(token_hash))
 
     # -- open sockets per hashed address (across every process) ----------------------
-    async def acquire_connection(self, address_hash: str, limit: int) -> bool:
-        """Count one more open socket for this address; False (nothing counted) at the limit."""
-        script = self._scripts.get("conn_acquire") or self.r.register_script(_CONN_ACQUIRE)
-        self._scripts["conn_acquire"] = script
-        key = self.keys.connections(address_hash)
-        return bool(await script(keys=[key], args=[limit, CONNECTION_COUNT_TTL]))
+    async def acquire_connection(self, address_hash: str, limit: int, node_id: str) -> bool:
+        """Count one more open socket of ``node_id`` for this address; False (nothing
+        counted) when the sockets of every process from it reach the limit."""
+        k = self.keys
+        try:
+            admitted = await self.script("conn_acquire", _CONN_ACQUIRE)(
+                keys=[k.connections(address_hash), k.node_addresses(node_id)],
+                args=[node_id, limit, CONNECTION_COUNT_TTL, address_hash],
+            )
+        except BaseException:
+            self.unsynced_connections.add(address_hash)  # Redis may have counted it
+            raise
+        if admitted:
+            self.held_connections[address_hash] += 1
+        return bool(admitted)
 
-    async def release_connection(self, address_hash: str) -> None:
-        script = self._scripts.get("conn_release") or self.r.register_script(_CONN_RELEASE)
-        self._scripts["conn_release"] = script
-        key = self.keys.connections(address_hash)
-        await script(keys=[key], args=[CONNECTION_COUNT_TTL])
+    async def release_connection(self, address_hash: str, node_id: str) -> None:
+        """One socket fewer (counted here at once, in Redis when it answers)."""
+        self.held_connections[address_hash] -= 1
+        if self.held_connections[address_hash] <= 0:
+            del self.held_connections[address_hash]
+        k = self.keys
+        try:
+            await self.script("conn_release", _CONN_RELEASE)(
+                keys=[k.connections(address_hash), k.node_addresses(node_id)],
+                args=[node_id, address_hash],
+            )
+        except BaseException:
+            self.unsynced_connections.add(address_hash)
+            raise
+
+    async def sync_connections(self, node_id: str, *, every: bool = False) -> None:
+        """Make this node's counts in Redis what it holds: for the addresses a Redis error
+        left unsure, or (``every``, after a false reap took them) all it holds."""
+        k = self.keys
+        sync = self.script("conn_sync", _CONN_SYNC)
+        todo = set(self.unsynced_connections)
+        if every:
+            todo |= set(self.held_connections)
+        for address_hash in sorted(todo):
+            await sync(
+                keys=[k.connections(address_hash), k.node_addresses(node_id)],
+                args=[
+                    node_id,
+                    self.held_connections.get(address_hash, 0),
+                    CONNECTION_COUNT_TTL,
+                    address_hash,
+                ],
+            )
+            self.unsynced_connections.discard(address_hash)
 
     # -- conversations --------------------------------------------------------------
     async def open_conversation(
@@ -554,8 +636,10 @@ class Store:
         now: float,
         extra: dict[str, str] | None = None,
     ) -> int:
+        """Set the state; ``paused_by_reap`` is cleared unless ``extra`` sets it (only the
+        reaper's pause of a live counsellor is undone when their process comes back)."""
         flat: list[str] = []
-        for name, value in (extra or {}).items():
+        for name, value in {"paused_by_reap": "0", **(extra or {})}.items():
             flat += [name, value]
         return int(
             await self._run(
@@ -584,15 +668,6 @@ class Store:
 
     async def handling_times(self) -> list[float]:
         return [float(x) for x in await self.r.lrange(self.keys.handling, 0, -1)]
-
-    async def serving_capacity(self) -> int:
-        """Conversations the counsellors on shift (available, or busy) can hold at once."""
-        ids = cast(dict[str, str], await self.r.hgetall(self.keys.staff_index))
-        pipe = self.r.pipeline(transaction=False)
-        for sid in ids:
-            pipe.hmget(self.keys.staff_state(sid), "state", "capacity")
-        rows = await pipe.execute() if ids else []
-        return sum(int(cap or 1) for state, cap in rows if state == "available")
 
     async def shift_places(self, now: float) -> tuple[int, int, list[float], list[float]]:
         """For the waiting estimate, in two reads whatever the numbers: the places of the
@@ -672,13 +747,24 @@ class Store:
     async def dead_nodes(self, before: float) -> list[str]:
         return cast(list[str], await self.r.zrangebyscore(self.keys.nodes, "-inf", before))
 
-    async def take_node(self, node_id: str) -> list[str]:
-        """For exactly one process: the dead node's sockets, to clean up; else [].
+    async def take_node(self, node_id: str, cutoff: float) -> list[str]:
+        """For exactly one process: the sockets of a node whose last heartbeat is at most
+        ``cutoff``, to clean up (its connection counts are dropped); else [].
 
-        One script, so a node that comes back and re-registers at the same moment either
-        loses all (and re-registers after) or nothing: its new entries are never taken."""
-        entries = await self.r.eval(
-            TAKE_NODE, 2, self.keys.nodes, self.keys.node_connections(node_id), node_id
+        One script, so a node that comes back and beats or re-registers at the same moment
+        either loses all (and re-registers after) or nothing: its new entries are never
+        taken. A count it made after its addresses were read stays, and re-registering
+        lists it again (:meth:`sync_connections`)."""
+        k = self.keys
+        addresses = sorted(cast(set[str], await self.r.smembers(k.node_addresses(node_id))))
+        entries = await self.script("take_node", TAKE_NODE)(
+            keys=[
+                k.nodes,
+                k.node_connections(node_id),
+                k.node_addresses(node_id),
+                *(k.connections(a) for a in addresses),
+            ],
+            args=[node_id, repr(cutoff)],
         )
         return sorted(cast(list[str], entries or []))
 
@@ -747,7 +833,8 @@ class Store:
         """1 handed over, 0 the conversation changed; with ``rules`` (a transfer to a
         colleague) a negative :data:`REASSIGN_REFUSALS` code when the colleague may not
         take it now. ``trainee``: None not a trainee, else whether a supervisor watches
-        them. Checked and applied in one script, so no race lets it through."""
+        them, read by the caller just before; every other rule is checked and applied in
+        one script, so no race lets it through."""
         k = self.keys
         return int(
             await self._run(
@@ -822,8 +909,8 @@ class Store:
         True when a flag was new. One script, so two marks at once both stay."""
         if not flags:
             return False
-        added = await self.r.eval(
-            ADD_FLAGS, 1, self.keys.conversation(conversation_id), *sorted(set(flags))
+        added = await self.script("add_flags", ADD_FLAGS)(
+            keys=[self.keys.conversation(conversation_id)], args=sorted(set(flags))
         )
         return bool(added)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -369,8 +371,9 @@ async def test_connections_per_address_hold_across_processes(
         counts = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
         try:
             keys = await counts.keys(f"{key_prefix}:{{g}}:conns:*")
-            assert len(keys) == 1 and await counts.get(keys[0]) == "3"
-            assert 0 < await counts.ttl(keys[0]) <= 3600  # a count a crash leaks expires
+            assert len(keys) == 1
+            assert sorted((await counts.hgetall(keys[0])).values()) == ["1", "2"]  # per node
+            assert 0 < await counts.ttl(keys[0]) <= 86400  # only a backstop
         finally:
             await counts.aclose()
         first = held[0]
@@ -384,6 +387,48 @@ async def test_connections_per_address_hold_across_processes(
         for client in [*held[1:], again]:
             assert client is not None
             await client.close()
+
+
+async def test_killed_process_leaks_no_connection_count(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """A process killed holding every place of an address loses them once it is reaped:
+    the other process admits up to the limit again, though the address kept connecting."""
+    config = "[limits]\nconnections_per_address = 3\n"
+    counts = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    with (
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=config) as (
+            proc_a,
+            a,
+        ),
+        chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix, config=config) as (_, b),
+    ):
+        held = [await _admitted(a, f"Vast{i}") for i in range(3)]
+        assert all(held)
+        assert await _admitted(b, "Buiten") is None
+        os.kill(proc_a.pid, signal.SIGKILL)
+        proc_a.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        again: list[Client] = []
+        while len(await counts.zrange(f"{key_prefix}:{{g}}:nodes", 0, -1)) > 1:
+            # the address keeps connecting meanwhile (refused while the dead counts stand)
+            if (early := await _admitted(b, f"Druk{len(again)}")) is not None:
+                again.append(early)
+            assert loop.time() < deadline, "the killed process was never reaped"
+            await asyncio.sleep(0.2)
+        while len(again) < 3:
+            admitted = await _admitted(b, f"Weer{len(again)}")
+            assert admitted is not None, "a dead process's count still holds a place"
+            again.append(admitted)
+        assert await _admitted(b, "Teveel") is None
+        keys = await counts.keys(f"{key_prefix}:{{g}}:conns:*")
+        assert [list((await counts.hgetall(k)).values()) for k in keys] == [["3"]]
+        assert len(await counts.keys(f"{key_prefix}:{{g}}:node-addrs:*")) == 1
+        for client in again:
+            assert client is not None
+            await client.close()
+    await counts.aclose()
 
 
 async def test_origin_behind_a_trusted_tls_proxy(redis_url: str, key_prefix: str) -> None:

@@ -129,7 +129,8 @@ async def test_outage_longer_than_node_dead_seconds_tears_nothing_apart(
 async def test_falsely_reaped_process_registers_its_sockets_again(
     tmp_path: Path, redis_url: str, key_prefix: str
 ) -> None:
-    """A process stalled past node_dead_seconds is reaped; running again, it re-registers."""
+    """A process stalled past node_dead_seconds is reaped; running again, it re-registers,
+    and the counsellor there whom the reaper paused is available and gets a visitor again."""
     with (
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (proc_a, a),
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, b),
@@ -141,14 +142,26 @@ async def test_falsely_reaped_process_registers_its_sockets_again(
         conv = (await visitor.expect("welcome"))["conversation_id"]
         await counsellor.expect("assigned", skip=("queue",))
         await visitor.expect("assigned")
+        bert = await counsellor_on(a, store, "bert")  # free, on the process that stalls
+        bert_id = (await store.account("bert") or {})["id"]
         os.kill(proc_a.pid, signal.SIGSTOP)
         try:
-            gone = await counsellor.expect("notice", timeout=15, skip=("queue",))
+            gone = await counsellor.expect("notice", timeout=15, skip=("queue", "status"))
+            # the reaper took bert's socket (before the visitor's) for dead: paused
+            paused = await store.staff_state(bert_id)
         finally:
             os.kill(proc_a.pid, signal.SIGCONT)
         assert gone["code"] == "visitor_disconnected"
-        back = await counsellor.expect("notice", timeout=15, skip=("queue",))
+        assert (paused["state"], paused["paused_by_reap"]) == ("paused", "1")
+        back = await counsellor.expect("notice", timeout=15, skip=("queue", "status"))
         assert back["code"] == "visitor_reconnected"
+        newcomer = await connect(b)
+        await newcomer.send({"type": "hello", "nickname": "Nieuwkomer"})
+        new_conv = (await newcomer.expect("welcome"))["conversation_id"]
+        got = await bert.expect("assigned", timeout=15, skip=("queue", "status", "overview"))
+        assert got["conversation_id"] == new_conv
+        restored = await store.staff_state(bert_id)
+        assert (restored["state"], restored["paused_by_reap"]) == ("available", "0")
         keys = store.keys
         assert await store.r.get(keys.visitor_presence(conv)) is not None
         assert await store.r.zscore(keys.grace, f"v:{conv}") is None
@@ -156,7 +169,7 @@ async def test_falsely_reaped_process_registers_its_sockets_again(
         entries = [e for n in nodes for e in await store.r.smembers(keys.node_connections(n))]
         assert [e for e in entries if e.startswith(f"v|{conv}|")]
         seq = await say_until_acked(visitor, {"type": "say", "text": "weer wakker", "ref": "w"})
-        got = await counsellor.expect("message", timeout=10, skip=("queue", "notice"))
+        got = await counsellor.expect("message", timeout=10, skip=("queue", "notice", "status"))
         assert (got["seq"], got["text"]) == (seq, "weer wakker")
         await store.r.aclose()
         await store.rb.aclose()
@@ -195,3 +208,28 @@ async def test_visitor_who_leaves_during_an_outage_times_out_after_it(tmp_path: 
             meta = await live.store.conversation(conv)
             assert meta is not None and meta["state"] == "ended" and meta["reason"] == "timeout"
             assert await live.store.r.get(live.store.keys.visitor_presence(conv)) is None
+
+
+async def test_a_drop_that_cannot_be_replayed_stops_no_reaping(
+    redis_url: str, key_prefix: str
+) -> None:
+    """An unrecorded drop whose replay keeps failing (a wrong-type key) is given up: the
+    drops behind it are replayed and dead processes are still reaped."""
+    grace = {"node_dead_seconds": 1.0}
+    async with custom_server(redis_url, key_prefix, grace=grace) as live:
+        store, service = live.store, live.app[SERVICE]
+        keys = store.keys
+        await store.r.set(keys.staff_connections("stuck"), "not a set")  # SREM: WRONGTYPE
+        await store.set_visitor_presence("behind", "elsewhere.1")
+        await store.r.zadd(keys.nodes, {"dead": 1.0})
+        await store.r.sadd(keys.node_connections("dead"), "v|gone|dead.1")
+        service.drop_unrecorded("s", "stuck", f"{service.node_id}.1")
+        service.drop_unrecorded("v", "behind", "elsewhere.1")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while await store.r.zscore(keys.nodes, "dead") is not None or await store.r.exists(
+            keys.visitor_presence("behind")
+        ):
+            assert loop.time() < deadline, "a failing replay blocked the reaper or the queue"
+            await asyncio.sleep(0.1)
+        assert not await store.r.exists(keys.node_connections("dead"))
