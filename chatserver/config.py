@@ -24,8 +24,9 @@ class ServerSettings:
     #: Behind a reverse proxy: take the client address from X-Forwarded-For (last hop).
     trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = 5.0
-    #: Entries (``hello.entry``, the referring site) counted by name in the statistics;
-    #: empty: any label of ``[a-z0-9-]{1,40}``. Anything else is counted as "other".
+    #: Entries (``hello.entry``, the referring site) counted by name in the statistics
+    #: (labels of ``[a-z0-9-]{1,40}``); anything else, and every entry while the list is
+    #: empty, is counted as "other".
     allowed_entries: tuple[str, ...] = ()
 
 

@@ -7,6 +7,7 @@ helpline's own time zone (``[hours] timezone``), not in UTC.
 
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -14,19 +15,21 @@ from datetime import UTC, datetime, tzinfo
 from statistics import fmean, median, quantiles
 from typing import Any
 
-#: An entry (``hello.entry``, the referring site) is kept only when it looks like a label.
+#: An entry (``hello.entry``, the referring site) is kept only when it is one of the
+#: configured labels (``[server] allowed_entries``) and looks like a label.
 ENTRY_PATTERN = re.compile(r"[a-z0-9-]{1,40}")
 OTHER_ENTRY = "other"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def safe_entry(value: str | None, allowed: Iterable[str] = ()) -> str:
-    """The entry as kept: itself when it is a safe label (and allowed, if a list is set),
-    ``""`` when there was none, else ``"other"`` (free text is never kept)."""
+    """The entry as kept: itself when it is a safe label named in ``allowed``
+    (``[server] allowed_entries``), ``""`` when there was none, else ``"other"``. With no
+    list every entry is "other": a label-like entry may still be a phone number or a name
+    (``0612345678``, ``jan-de-vries-utrecht``), so only the operator's own labels are kept."""
     if not value:
         return ""
-    allowed = tuple(allowed)
-    if not ENTRY_PATTERN.fullmatch(value) or (allowed and value not in allowed):
+    if not ENTRY_PATTERN.fullmatch(value) or value not in tuple(allowed):
         return OTHER_ENTRY
     return value
 
@@ -116,12 +119,7 @@ def bar_chart_svg(title: str, data: dict[str, int], width: int = 640, height: in
     container: a viewBox and ``width="100%"``, never a fixed pixel width."""
 
     def esc(text: str) -> str:
-        return (
-            text.replace("&", "&amp;")
-            .replace("<", "&lt;")
-            .replace(">", "&gt;")
-            .replace('"', "&quot;")
-        )
+        return html.escape(text, quote=True)
 
     n = max(1, len(data))
     top = max(data.values(), default=0) or 1

@@ -64,7 +64,7 @@ def scripted_facts() -> list[dict[str, str]]:
 
 def test_statistics_of_a_scripted_day() -> None:
     """A known day gives known answers: counts, percentiles, topics, survey, entries."""
-    result = stats.compute(scripted_facts(), AMS)
+    result = stats.compute(scripted_facts(), AMS, ("gemeente-a", "gemeente-b"))
     assert result["conversations_total"] == 6 and result["abandoned_total"] == 1
     assert result["helped_total"] == 5 and result["abandoned_share"] == round(1 / 6, 3)
     assert result["wait_seconds"] == {"p50": 120.0, "p90": 216.0}
@@ -94,20 +94,20 @@ def test_days_and_hours_are_local() -> None:
 
 
 def test_entries_keep_only_safe_labels() -> None:
-    """Free text in entry is counted as "other"; with a list, only listed entries by name."""
+    """Only listed entries are counted by name; with no list every entry is "other"."""
     facts = [fact(0.0, 1.0, entry=e) for e in ("gemeente-a", "Hoi ik ben Zonnetje", "x" * 41)]
-    facts.append(fact(0.0, 1.0, entry="gemeente-z"))
-    assert stats.compute(facts)["entries"] == {"other": 2, "gemeente-a": 1, "gemeente-z": 1}
+    facts += [fact(0.0, 1.0, entry=e) for e in ("0612345678", "jan-de-vries-utrecht")]
+    assert stats.compute(facts)["entries"] == {"other": 5}
     limited = stats.compute(facts, allowed_entries=("gemeente-a",))["entries"]
-    assert limited == {"other": 3, "gemeente-a": 1}
-    assert stats.safe_entry("") == "" and stats.safe_entry("a b") == "other"
+    assert limited == {"other": 4, "gemeente-a": 1}
+    assert stats.safe_entry("") == "" and stats.safe_entry("a b", ("a b",)) == "other"
 
 
 def test_csv_carries_every_figure() -> None:
     """The CSV has one row per figure: measure,key,value."""
     result = {
         "period": {"from": "2026-11-23", "to": "2026-11-23"},
-        **stats.compute(scripted_facts(), AMS),
+        **stats.compute(scripted_facts(), AMS, ("gemeente-a", "gemeente-b")),
     }
     rows = stats.csv_rows(result)
     assert rows[0] == ["measure", "key", "value"]
@@ -224,7 +224,7 @@ async def test_statistics_of_a_scripted_day_over_http(server: LiveServer) -> Non
     assert body["abandoned_wait_seconds"]["p50"] == 240.0
     assert body["duration_seconds"]["p50"] == 600.0
     assert body["topics"] == {"school": 2, "thuis": 1, "pesten": 1}
-    assert body["entries"] == {"gemeente-a": 1, "other": 1}
+    assert body["entries"] == {"other": 2}  # no [server] allowed_entries: none by name
     assert body["survey"] == {"responses": 2, "rating_mean": 4.0, "understood_share": 0.5}
     status, only14 = await call(server, "GET", "/api/stats?from=2026-07-14&to=2026-07-14", sup)
     assert only14["conversations_total"] == 3 and only14["per_day"] == {"2026-07-14": 3}
@@ -254,11 +254,11 @@ async def test_statistics_of_a_scripted_day_over_http(server: LiveServer) -> Non
             empty_nl = await r.text()
     table = {(m, k): v for m, k, v in list(csv.reader(io.StringIO(text)))[1:]}
     assert table[("conversations_total", "")] == "4" and table[("per_day", "2026-07-15")] == "1"
-    assert table[("survey", "rating_mean")] == "4.0" and table[("entry", "other")] == "1"
+    assert table[("survey", "rating_mean")] == "4.0" and table[("entry", "other")] == "2"
     assert table[("abandoned_wait_seconds", "p50")] == "240.0"
     assert 'lang="nl"' in page and "Kerncijfers" in page and "1 min 0 s" in page
     assert 'name="from" value="2026-07-14"' in page and 'method="get"' in page
-    assert "Wachttijd" in page and "gemeente-a" in page and "/insights.css" in page
+    assert "Wachttijd" in page and "gemeente-a" not in page and "/insights.css" in page
     assert 'lang="en"' in page_en and "Key figures" in page_en and "Felt understood" in page_en
     assert "50%" in page_en and "Contacts per entry" in page_en
     assert "No conversations in this period." in empty_en and "Geen gesprekken" in empty_nl

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import aiohttp
+
 from chatserver.config import Settings
 from tests.chatserver.test_review_and_audit import call
 from tests.chatserver.test_supervision import chatting
@@ -82,3 +84,27 @@ async def test_entry_is_kept_only_as_a_safe_label(redis_url: str, key_prefix: st
             server, "GET", "/api/stats", (await server.login("bert"))["token"]
         )
         assert status == 200 and body["entries"] == {"other": 2, "gemeente-a": 1}
+
+
+async def test_no_entry_is_kept_by_name_without_a_list(server: LiveServer) -> None:
+    """With no allowed_entries configured, label-like entries (a phone number, a name and
+    town) are kept and shown as "other" only."""
+    convs = []
+    for nick, entry in (("Eenn", "0612345678"), ("Tweee", "jan-de-vries-utrecht")):
+        visitor, welcome = await server.visitor(nick, entry=entry)
+        await visitor.send({"type": "leave"})
+        await visitor.expect("ended")
+        convs.append(welcome["conversation_id"])
+        await wait_for_fact(server.store, welcome["conversation_id"])
+    kept = [await server.store.r.hget(server.store.keys.fact(c), "entry") for c in convs]
+    assert kept == ["other", "other"]
+    await server.add_staff("bert", "supervisor")
+    token = (await server.login("bert"))["token"]
+    status, body = await call(server, "GET", "/api/stats", token)
+    assert status == 200 and body["entries"] == {"other": 2}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.base}/stats", headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        page = await r.text()
+    assert r.status == 200 and "0612345678" not in page and "jan-de-vries" not in page
