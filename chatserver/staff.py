@@ -306,11 +306,28 @@ class StaffSession:
                 else None,
             )
             if code < 0:
-                raise FrameError(ErrorCode.CONFLICT, REASSIGN_REFUSALS[code])
+                reason = REASSIGN_REFUSALS[code]
+                await self._transfer_refused(conv, frame.to, reason, reason)
             ok = code == 1
         if not ok:
-            raise FrameError(ErrorCode.CONFLICT, "the conversation changed; try again")
+            to = frame.to or "queue"
+            reason = "the conversation changed"
+            await self._transfer_refused(conv, to, reason, f"{reason}; try again")
         self._done(frame.ref, conv)
+
+    async def _transfer_refused(self, conv: str, to: str, reason: str, message: str) -> None:
+        """The attempt is on record already (``transfer``); its refusal goes there too (best
+        effort: the answer does not wait on it), then the sender gets a conflict."""
+        try:
+            await self._audit("transfer_refused", conv, to=to, reason=reason)
+        except RedisError as exc:
+            log.warning(
+                "refusal_audit_failed",
+                staff_id=self.member.staff_id,
+                conversation_id=conv,
+                error=type(exc).__name__,
+            )
+        raise FrameError(ErrorCode.CONFLICT, message)
 
     async def _reassign(
         self,

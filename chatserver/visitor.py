@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from chatserver.connection import Connection
-from chatserver.errors import ErrorCode, FrameError
+from chatserver.errors import CloseCode, ErrorCode, FrameError
 from chatserver.events import event
 from chatserver.frames import Hello, Leave, Say, Survey, Typing, VisitorFrame, ack_frame
 from chatserver.hub import VisitorLink
@@ -94,7 +94,8 @@ class VisitorSession:
         if frame.previous_token and await self.store.is_blocked(
             token_hash=token_hash(frame.previous_token)
         ):
-            self.conn.close(1008, "blocked")  # the browser of a blocked chat, new or resumed
+            # The browser of a blocked chat, new or resumed.
+            self.conn.close(CloseCode.POLICY, "blocked")
             return
         if frame.resume is not None:
             await self._resume(frame)
@@ -203,7 +204,7 @@ class VisitorSession:
     async def _resume(self, frame: Hello) -> None:
         assert frame.resume is not None
         if await self.store.is_blocked(token_hash=token_hash(frame.resume)):
-            self.conn.close(1008, "blocked")
+            self.conn.close(CloseCode.POLICY, "blocked")
             return
         conv = await self.store.resume_target(token_hash(frame.resume))
         meta = await self.store.conversation(conv) if conv else None

@@ -327,13 +327,21 @@ async def _transfer_error(sender: Client, conv: str, to: str) -> dict[str, Any]:
 
 
 async def test_transfer_refused_when_colleague_at_capacity(server: LiveServer) -> None:
-    """A transfer to a colleague whose places are all taken is a conflict; loads stay."""
+    """A transfer to a colleague whose places are all taken is a conflict, on record as
+    refused with its reason; loads stay."""
     await chatting(server, "Eerste", counsellor="cees")
     cees_id = (await server.store.account("cees"))["id"]  # type: ignore[index]
     _, anna, conv = await chatting(server, "Tweede", counsellor="anna")
     err = await _transfer_error(anna, conv, cees_id)
     assert err["code"] == "conflict" and "capacity" in err["message"]
     assert (await server.store.staff_state(cees_id))["load"] == "1"
+    # The attempt is on record before it is tried, its refusal after (with the reason).
+    records = [e for e in await server.store.audit_entries() if e["action"].startswith("transf")]
+    assert [(e["action"], e["to"], e["conversation_id"]) for e in records] == [
+        ("transfer", cees_id, conv),
+        ("transfer_refused", cees_id, conv),
+    ]
+    assert records[1]["reason"] == err["message"]
     meta = await server.store.conversation(conv)
     assert meta is not None and meta["counsellor_name"] == "Anna"
 
