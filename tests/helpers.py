@@ -53,7 +53,7 @@ async def eventually(
 
 async def wait_for_fact(store: Store, conversation_id: str, timeout: float = TIMEOUT) -> None:
     """Wait until the ended conversation's anonymous fact is kept: listed in the facts index
-    and its hash written (``Store.record_fact`` adds the index entry first)."""
+    and its hash written (``Store.record_fact`` writes the index entry last, in one script)."""
 
     async def kept() -> bool:
         listed = await store.r.zscore(store.keys.facts, conversation_id) is not None

@@ -222,15 +222,6 @@ async def test_watch_ends_on_record_when_the_socket_closes(server: LiveServer) -
     assert await server.store.watcher_ids(conv) == set()
 
 
-async def until_true(check: Any) -> None:
-    """Wait (at most 5 s) until ``await check()`` is true: the server cleans up async."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while not await check():
-        assert loop.time() < deadline, "still not true"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_counsellor_closing_ends_no_watch_on_record(server: LiveServer) -> None:
     """A counsellor whose socket closes writes no unwatch for the chat they hold; the
     watching supervisor's close writes exactly one unwatch (reason disconnect)."""
@@ -270,7 +261,7 @@ async def test_a_failing_audit_write_does_not_stop_the_clean_up(server: LiveServ
             conns
         )
 
-    await until_true(cleaned)
+    await eventually(cleaned)
 
 
 async def test_no_supervision_without_an_audit_record(server: LiveServer) -> None:
