@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from chatserver.codec import Outgoing
 from chatserver.connection import Connection
+from chatserver.errors import CloseCode
 from chatserver.events import Event, MessageEvent, decode_event
 from chatserver.store import Store
 from queueing.eta import estimate_waits
@@ -371,7 +372,7 @@ class Hub:
             link.state = "ended"
             link.conn.send(frame)
             if reason == "blocked":
-                link.conn.close(1008, "blocked")
+                link.conn.close(CloseCode.POLICY, "blocked")
         for conn in list(self.followers.get(conv, ())):
             conn.send(frame)
             self.unfollow(conv, conn)

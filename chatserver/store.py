@@ -473,22 +473,24 @@ class Store:
         helped = fields.get("abandoned") != "1" and fields.get("waited")
         waited = repr(max(0.0, float(fields["waited"]))) if helped else ""
         flat = [item for pair in fields.items() for item in pair]
-        done = await self.r.eval(
-            _RECORD_FACT,
-            4,
-            k.facts,
-            k.fact(conversation_id),
-            k.wait_histogram,
-            k.conversation(conversation_id),
-            conversation_id,
-            repr(ended),
-            ttl_seconds,
-            waited,
-            len(WAIT_BUCKETS),
-            *(repr(b) for b in WAIT_BUCKETS),
-            len(FACT_FROM_CONVERSATION),
-            *FACT_FROM_CONVERSATION,
-            *flat,
+        done = await self.script("record_fact", _RECORD_FACT)(
+            keys=[
+                k.facts,
+                k.fact(conversation_id),
+                k.wait_histogram,
+                k.conversation(conversation_id),
+            ],
+            args=[
+                conversation_id,
+                repr(ended),
+                ttl_seconds,
+                waited,
+                len(WAIT_BUCKETS),
+                *(repr(b) for b in WAIT_BUCKETS),
+                len(FACT_FROM_CONVERSATION),
+                *FACT_FROM_CONVERSATION,
+                *flat,
+            ],
         )
         return bool(done)
 
@@ -508,7 +510,9 @@ class Store:
         if not fields:
             return
         flat = [item for pair in fields.items() for item in pair]
-        await self.r.eval(_UPDATE_FACT, 1, self.keys.fact(conversation_id), *flat)
+        await self.script("update_fact", _UPDATE_FACT)(
+            keys=[self.keys.fact(conversation_id)], args=flat
+        )
 
     async def trim_facts(self, before: float) -> int:
         """Drop index entries of facts that ended before ``before`` (their hashes expire by

@@ -64,6 +64,8 @@ async def start_watching(
 async def stop_watching(
     service: Service, conn: Connection, staff_id: str, role: str, conversation_id: str
 ) -> None:
+    if conversation_id not in conn.watching:
+        return  # nothing watched here: no record, and a chat this socket holds stays followed
     await service.store.audit(staff_id, role, "unwatch", conversation_id)
     service.hub.unfollow(conversation_id, conn)
     conn.watching.discard(conversation_id)

@@ -440,3 +440,20 @@ async def test_transferred_notice_in_the_visitors_language(server: LiveServer) -
     assert got["conversation_id"] == w2["conversation_id"]
     await anna.send({"type": "transfer", "conversation_id": w2["conversation_id"], "ref": "k"})
     assert "hulpverlener" in (await dutch.expect("notice", skip=("assigned", "queued")))["message"]
+
+
+async def test_unwatch_of_a_chat_one_holds_changes_nothing(server: LiveServer) -> None:
+    """A supervisor who is the counsellor of a chat and sends unwatch for it keeps getting
+    its messages, and nothing goes on record: only real watches end."""
+    bert = await server.staff("bert", role="supervisor")
+    visitor, welcome = await server.visitor("Zon")
+    conv = welcome["conversation_id"]
+    assert (await bert.expect("assigned", skip=("queue", "notice")))["conversation_id"] == conv
+    await visitor.expect("assigned")
+    await bert.send({"type": "unwatch", "conversation_id": conv, "ref": "u"})
+    assert (await bert.expect("ack", skip=("queue", "notice")))["ref"] == "u"
+    await visitor.send({"type": "say", "text": "ben je er nog?"})
+    assert (await bert.expect("message", skip=("queue", "notice", "typing")))[
+        "text"
+    ] == "ben je er nog?"
+    assert [a["action"] for a in await server.store.audit_entries()] == []
