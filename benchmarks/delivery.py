@@ -43,110 +43,155 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+    """Poll ``GET /readyz`` until it answers 200; fail early when the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextlib.contextmanager
-def redis_server(tmp: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(tmp),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-        ],
-        stdout=subprocess.DEVNULL,
+def redis_process(
+    tmp: Path, *, unix: bool = False
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A private Redis (append-only, fsync every second) on a TCP port or a unix socket."""
+    port = 0 if unix else free_port()
+    sock = tmp / f"redis-{os.getpid()}-{time.monotonic_ns()}.sock"
+    args = [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--dir",
+        str(tmp),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ]
+    args += (
+        ["--unixsocket", str(sock), "--unixsocketperm", "700"] if unix else ["--bind", "127.0.0.1"]
     )
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield (f"unix://{sock}" if unix else f"redis://127.0.0.1:{port}/0"), proc
     finally:
-        proc.terminate()
-        proc.wait()
+        stop(proc)
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path) -> Iterator[str]:
+    with redis_process(tmp) as (url, _):
+        yield url
+
+
+def bench_config(prefix: str, extra: str = "") -> str:
+    """Configuration for benchmarks: rate and per-address limits out of the way."""
+    return (
+        f'[server]\nkey_prefix = "{prefix}"\n[auth]\ntotp_roles = []\n'
+        "[limits]\nvisitor_rate = 10000\nvisitor_burst = 10000\n"
+        "staff_rate = 10000\nstaff_burst = 10000\nconnections_per_address = 0\n" + extra
+    )
+
+
+@contextlib.contextmanager
+def chatserver_process(
+    tmp: Path,
+    redis_url: str | None,
+    workers: int,
+    prefix: str,
+    *,
+    data_dir: Path | None = None,
+    extra_config: str = "",
+    log: Path | None = None,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``chatserver serve`` in its own process; without ``redis_url`` the embedded default
+    (a private Redis in ``data_dir``). Yields the port and the process."""
+    port = free_port()
+    config = tmp / f"bench-{port}.toml"
+    config.write_text(bench_config(prefix, extra_config))
+    command = [sys.executable, "-m", "chatserver", "serve", "--port", str(port)]
+    if redis_url is not None:
+        command += ["--redis-url", redis_url]
+    command += ["--data-dir", str(data_dir or tmp / f"data-{port}"), "--config", str(config)]
+    command += ["--workers", str(workers), "--log-level", "warning"]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        env = {k: v for k, v in ENV.items() if k != "REDIS_URL"}
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+        try:
+            wait_ready(port, proc, "server", 30)
+            yield port, proc
+        finally:
+            stop(proc)
 
 
 @contextlib.contextmanager
 def chatserver(tmp: Path, redis_url: str, workers: int, prefix: str) -> Iterator[int]:
-    port = free_port()
-    config = tmp / f"bench-{port}.toml"
-    config.write_text(
-        f'[server]\nkey_prefix = "{prefix}"\n[auth]\ntotp_roles = []\n'
-        "[limits]\nvisitor_rate = 10000\nvisitor_burst = 10000\n"
-        "staff_rate = 10000\nstaff_burst = 10000\nconnections_per_address = 0\n"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatserver",
-            "serve",
-            "--port",
-            str(port),
-            "--redis-url",
-            redis_url,
-            "--config",
-            str(config),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("server did not start") from None
-                time.sleep(0.1)
+    with chatserver_process(tmp, redis_url, workers, prefix) as (port, _):
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def raw_relay_process(log: Path | None = None) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """The raw relay (benchmarks/raw_relay.py) in its own process, same allocator settings."""
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.raw_relay", "--port", str(port)],
+            env=ENV,
+            stdout=out,
+            stderr=out,
+        )
+        try:
+            wait_ready(port, proc, "raw relay", 20)
+            yield port, proc
+        finally:
+            stop(proc)
 
 
 @contextlib.contextmanager
 def raw_relay() -> Iterator[int]:
-    """The raw relay (benchmarks/raw_relay.py) in its own process, same allocator settings."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.raw_relay", "--port", str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("raw relay did not start") from None
-                time.sleep(0.1)
+    with raw_relay_process() as (port, _):
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
 
 
-def add_counsellors(redis_url: str, tmp: Path, names: list[str], prefix: str) -> None:
+def add_counsellors(
+    redis_url: str | None,
+    tmp: Path,
+    names: list[str],
+    prefix: str,
+    *,
+    role: str = "counsellor",
+    data_dir: Path | None = None,
+) -> None:
+    """Staff accounts through the documented command line, one ``chatserver staff add``
+    each; with ``data_dir`` instead of ``redis_url``, in that embedded server's Redis."""
     config = tmp / f"accounts-{prefix}.toml"
     config.write_text(f'[server]\nkey_prefix = "{prefix}"\n[auth]\ntotp_roles = []\n')
+    store = ["--redis-url", redis_url] if redis_url else ["--data-dir", str(data_dir)]
     for name in names:
         subprocess.run(
             [
@@ -157,12 +202,11 @@ def add_counsellors(redis_url: str, tmp: Path, names: list[str], prefix: str) ->
                 "add",
                 name,
                 "--role",
-                "counsellor",
+                role,
                 "--display-name",
                 name,
                 "--password-stdin",
-                "--redis-url",
-                redis_url,
+                *store,
                 "--config",
                 str(config),
             ],
@@ -199,8 +243,9 @@ async def open_pairs(
     visitors, convs = [], []
     for i in range(pairs):
         ws = await websockets.connect(
-            f"ws://127.0.0.1:{visitor_port}/ws/visitor", subprotocols=[PROTOCOL]
-        )  # type: ignore[list-item]
+            f"ws://127.0.0.1:{visitor_port}/ws/visitor",
+            subprotocols=[PROTOCOL],  # type: ignore[list-item]
+        )
         await ws.send(msgpack.packb({"type": "hello", "nickname": f"B{tag}{i}"}))
         while (frame := await recv(ws))["type"] != "welcome":
             pass

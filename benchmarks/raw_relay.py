@@ -1,9 +1,9 @@
 """A raw relay on aiohttp: the limit of this machine for the benchmark's comparison.
 
-It speaks just enough of the contract for the benchmark client (login, staff ``status``,
-visitor ``hello`` → ``welcome`` → ``assigned``, ``say`` → ``ack`` + ``message``) over the
-msgpack subprotocol, pairing visitors with counsellors in one process: no storage, no queue,
-no checks. Run: ``python -m benchmarks.raw_relay --port 8099``.
+It speaks just enough of the contract for the benchmark clients (login, staff ``welcome``
+and ``status``, visitor ``hello`` → ``welcome`` → ``assigned``, ``say`` → ``ack`` +
+``message``) over the msgpack subprotocol, pairing visitors with counsellors in one
+process: no storage, no queue, no checks. Run: ``python -m benchmarks.raw_relay --port 8099``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ async def staff(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=[PROTOCOL], compress=False)
     await ws.prepare(request)
     relay = request.app[RELAY]
+    await ws.send_bytes(
+        msgpack.packb(
+            {"type": "welcome", "staff_id": "s", "role": "counsellor", "display_name": "Raw"}
+        )
+    )
     async for msg in ws:
         if msg.type != WSMsgType.BINARY:
             break
