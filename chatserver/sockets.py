@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import structlog
@@ -163,13 +164,25 @@ async def _pump(
             break
 
 
+def session_check_delays(every: float) -> Iterator[float]:
+    """Seconds before each session check: the first at a random point in [0.5, 1] × ``every``,
+    then ``every`` ± 10 %, so sockets opened together (a shift starting, a reconnect wave) do
+    not all read the store in the same instant."""
+    yield every * random.uniform(0.5, 1.0)
+    while True:
+        yield every * random.uniform(0.9, 1.1)
+
+
 async def _watch_session(
     app: web.Application, conn: Connection, token_hash: str, member: StaffMember, every: float
 ) -> None:
-    """Every ``every`` seconds, whatever the traffic: re-read the session (without refreshing
-    it) and the account; an expired or ended session, or a changed role, closes with 4401."""
-    while not conn.closing:
-        await asyncio.sleep(every)
+    """About every ``every`` seconds (jittered: :func:`session_check_delays`), whatever the
+    traffic: re-read the session (without refreshing it) and the account; an expired or
+    ended session, or a changed role, closes with 4401."""
+    for delay in session_check_delays(every):
+        if conn.closing:
+            return
+        await asyncio.sleep(delay)
         try:
             current = await member_for_session(app, token_hash, refresh=False)
         except (RedisError, OSError):
