@@ -148,6 +148,11 @@ class Keys:
     def resume(self, token_hash: str) -> str:
         return self._g(f"resume:{token_hash}")
 
+    def pending_hello(self, nick_key: str) -> str:
+        """The conversation a nickname's hello created while no socket is attached to it
+        yet (set by hello.lua, deleted on attach): a retry may end that orphan."""
+        return self._g(f"hello-pending:{nick_key}")
+
     def visitor_presence(self, conversation_id: str) -> str:
         return self._g(f"vconn:{conversation_id}")
 

@@ -45,6 +45,22 @@ return entries
 """
 
 
+#: KEYS[1] conversation hash, KEYS[2] visitor presence, KEYS[3] the node's registry,
+#: KEYS[4] grace zset, KEYS[5] the nickname's pending-hello key. ARGV[1] conversation,
+#: ARGV[2] connection. Registry entry and presence first, then the hello's grace deadline
+#: goes (a failing write stops the script before it): a conversation never has neither.
+#: Nothing when it has ended (0).
+ATTACH_VISITOR = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'ended' then return 0 end
+redis.call('SADD', KEYS[3], 'v|' .. ARGV[1] .. '|' .. ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[4], 'v:' .. ARGV[1])
+if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+return 1
+"""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -332,8 +348,16 @@ class Store:
         resume_ttl: int,
         max_waiting: int,
         fields: dict[str, str],
+        *,
+        grace_deadline: float | None = None,
+        grace_seconds: float = 0.0,
     ) -> int:
-        """1 ok, -1 nickname taken, -2 queue full."""
+        """1 ok, -1 nickname taken, -2 queue full.
+
+        With ``grace_deadline`` (the visitor path always gives one: now + ``grace_seconds``)
+        the conversation is created with that grace deadline and listed as the nickname's
+        pending hello, in the same script: until :meth:`attach_visitor` registers a socket,
+        the grace sweeper ends it, whatever fails in between."""
         k = self.keys
         flat: list[str] = []
         for name, value in fields.items():
@@ -341,7 +365,14 @@ class Store:
         return int(
             await self._run(
                 "hello",
-                [k.nicknames, k.queue, k.conversation(conversation_id), k.resume(token_hash)],
+                [
+                    k.nicknames,
+                    k.queue,
+                    k.conversation(conversation_id),
+                    k.resume(token_hash),
+                    k.grace,
+                    k.pending_hello(nick_key),
+                ],
                 [
                     nick_key,
                     max_waiting,
@@ -350,10 +381,34 @@ class Store:
                     conversation_id,
                     k.channel,
                     event("queue"),
+                    "" if grace_deadline is None else repr(grace_deadline),
+                    int(grace_seconds) + 60,
                     *flat,
                 ],
             )
         )
+
+    async def attach_visitor(self, conversation_id: str, nick_key: str, conn_id: str) -> bool:
+        """After hello: register the socket's presence (and the node registry entry the
+        reaper needs), then clear the hello's grace deadline and pending entry, in one
+        script. False (nothing changed) when the conversation ended meanwhile."""
+        k = self.keys
+        return bool(
+            await self.script("attach_visitor", ATTACH_VISITOR)(
+                keys=[
+                    k.conversation(conversation_id),
+                    k.visitor_presence(conversation_id),
+                    self._node_key(conn_id),
+                    k.grace,
+                    k.pending_hello(nick_key),
+                ],
+                args=[conversation_id, conn_id],
+            )
+        )
+
+    async def pending_hello(self, nick_key: str) -> str | None:
+        """The conversation of this nickname whose hello never got a socket attached."""
+        return cast(str | None, await self.r.get(self.keys.pending_hello(nick_key)))
 
     async def conversation(self, conversation_id: str) -> dict[str, str] | None:
         data = cast(dict[str, str], await self.r.hgetall(self.keys.conversation(conversation_id)))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from chatserver.connection import Connection
 from chatserver.errors import CloseCode, ErrorCode, FrameError
@@ -130,27 +132,24 @@ class VisitorSession:
             "crisis": "0",
             "token_hash": token_hash(token),
         }
-        result = await self.store.open_conversation(
-            conv,
-            nickname_key(nickname),
-            queue_score(0, now),
-            token_hash(token),
-            RESUME_TTL,
-            settings.queue.max_waiting,
-            fields,
-        )
+        result = await self._open(conv, nickname, now, token, fields)
         if result == -1:
             raise FrameError(ErrorCode.NICKNAME_TAKEN, taken_message(frame.lang))
         if result == -2:
             self._closed("queue_full")
             return
+        # The conversation exists with a grace deadline (hello.lua): until the socket is
+        # attached, a failure anywhere leaves it to the grace sweeper, never queued forever.
+        try:
+            attached = await self.store.attach_visitor(conv, nickname_key(nickname), self.conn.id)
+        except (RedisError, OSError, asyncio.CancelledError):
+            # Whether the attach ran is unknown: record the drop, replayed once Redis answers
+            # (it releases a presence this socket got, starting the normal grace). The socket
+            # stays usable for a fresh hello.
+            self.service.drop_unrecorded("v", conv, self.conn.id)
+            raise
         self.nickname = nickname
-        log.info("visitor_queued", conversation_id=conv)
-        if self.address:
-            await self.store.remember_address(conv, self.address)
-        if frame.topic and topics[frame.topic].crisis:  # a topic marked crisis = true
-            await self.service.crisis_signal(conv, nickname, ("topic",))
-        await self.store.set_visitor_presence(conv, self.conn.id)
+        log.info("visitor_queued", conversation_id=conv, attached=attached)
         self.conn.send(
             {
                 "type": "welcome",
@@ -162,10 +161,46 @@ class VisitorSession:
         )
         self.link = VisitorLink(self.conn, conv, "waiting", self.lang)
         self.service.hub.add_visitor(self.link)
+        # From here a failure is told `unavailable`, after the welcome: the client has its
+        # resume token and the conversation its presence (a close starts the grace).
+        if self.address:
+            await self.store.remember_address(conv, self.address)
+        if frame.topic and topics[frame.topic].crisis:  # a topic marked crisis = true
+            await self.service.crisis_signal(conv, nickname, ("topic",))
         await self._catch_up()
         if self.link.state == "waiting":
             await self.service.hub.update_positions(force=self.link)
         self.service.request_assignment()
+
+    async def _open(
+        self, conv: str, nickname: str, now: float, token: str, fields: dict[str, str]
+    ) -> int:
+        """hello.lua: the conversation, queued, with a grace deadline until attached.
+
+        The nickname may be held by an earlier hello that never got a socket attached (it
+        failed half-way, most likely this visitor's own, and without a welcome it cannot
+        resume): that orphan is ended (``timeout``) and the hello tried once more."""
+        settings = self.service.settings
+        grace = settings.grace.visitor_seconds
+        for attempt in range(2):
+            result = await self.store.open_conversation(
+                conv,
+                nickname_key(nickname),
+                queue_score(0, now),
+                token_hash(token),
+                RESUME_TTL,
+                settings.queue.max_waiting,
+                fields,
+                grace_deadline=now + grace,
+                grace_seconds=grace,
+            )
+            if result != -1 or attempt:
+                return result
+            orphan = await self.store.pending_hello(nickname_key(nickname))
+            if orphan is None or await self.service.end(orphan, "timeout") is None:
+                return result
+            log.info("hello_orphan_ended", conversation_id=orphan)
+        return -1
 
     async def _catch_up(self) -> None:
         """Events published before this socket was registered in the hub are not lost:

@@ -12,10 +12,11 @@ import redis.asyncio as aioredis
 from chatserver.appkeys import SERVICE
 from chatserver.config import Settings
 from chatserver.hub import CLOSING_SOON, VISITOR_TEXTS
+from nickname import nickname_key
 from queueing.hours import DAYS
 from tests.chatserver.test_errors import custom_server
 from tests.conftest import free_port, start_redis
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, eventually
 
 
 async def test_positions_update_when_someone_ahead_leaves(server: LiveServer) -> None:
@@ -317,3 +318,104 @@ async def test_closing_soon_comes_as_closing_time_nears(redis_url: str, key_pref
         notice = await visitor.expect("notice", timeout=5, skip=())
         assert (notice["code"], notice["message"]) == ("closing_soon", CLOSING_SOON["en"])
         await visitor.nothing(1.0)  # told once, and no new position: it did not change
+
+
+# -- half-done hellos: the conversation exists, a later step failed ----------------------
+async def _break_attach(live: LiveServer) -> str:
+    """Make the step after hello.lua fail: the node's registry key gets a wrong type (the
+    test owns this Redis), so attaching the socket's presence raises WRONGTYPE."""
+    key = live.store.keys.node_connections(live.app[SERVICE].node_id)
+    await live.store.r.delete(key)
+    await live.store.r.set(key, "broken")
+    return key
+
+
+async def _orphan_of(live: LiveServer, nickname: str) -> str:
+    orphan = await live.store.pending_hello(nickname_key(nickname))
+    assert orphan is not None
+    return orphan
+
+
+async def test_half_done_hello_is_timed_out_by_grace(redis_url: str, key_prefix: str) -> None:
+    """A hello whose attach fails leaves a conversation with a grace deadline and no presence;
+    it ends with timeout after the grace and no counsellor is ever assigned it."""
+    async with custom_server(redis_url, key_prefix, grace={"visitor_seconds": 0.5}) as live:
+        store = live.store
+        key = await _break_attach(live)
+        client = await live.connect()
+        await client.send({"type": "hello", "nickname": "Halfway"})
+        assert (await client.expect("error"))["code"] == "unavailable"
+        orphan = await _orphan_of(live, "Halfway")
+        assert await store.r.zscore(store.keys.grace, f"v:{orphan}") is not None
+        assert not await store.r.exists(store.keys.visitor_presence(orphan))
+        await store.r.delete(key)
+
+        async def timed_out() -> bool:
+            meta = await store.conversation(orphan) or {}
+            return meta.get("state") == "ended" and meta.get("reason") == "timeout"
+
+        await eventually(timed_out, what="the orphan ends with timeout")
+        assert orphan not in await store.queue_ids()
+        _, welcome = await live.visitor("Next One")
+        counsellor = await live.staff("orla")
+        assigned = await counsellor.expect("assigned", skip=("queue", "overview"))
+        assert assigned["conversation_id"] == welcome["conversation_id"] != orphan
+
+
+async def test_retry_after_half_done_hello_gets_the_nickname(
+    redis_url: str, key_prefix: str
+) -> None:
+    """A fresh hello with the same nickname after a failed one is welcomed: its own orphan
+    (never attached) is ended, not counted as nickname_taken, and never assigned."""
+    async with custom_server(redis_url, key_prefix, grace={"visitor_seconds": 120.0}) as live:
+        store = live.store
+        key = await _break_attach(live)
+        client = await live.connect()
+        await client.send({"type": "hello", "nickname": "Again"})
+        assert (await client.expect("error"))["code"] == "unavailable"
+        orphan = await _orphan_of(live, "Again")
+        await store.r.delete(key)
+        await client.send({"type": "hello", "nickname": "Again"})
+        welcome = await client.expect("welcome")
+        assert welcome["conversation_id"] != orphan
+        meta = await store.conversation(orphan) or {}
+        assert (meta.get("state"), meta.get("reason")) == ("ended", "timeout")
+        assert await store.queue_ids() == [welcome["conversation_id"]]
+        assert await store.r.zscore(store.keys.grace, f"v:{welcome['conversation_id']}") is None
+        assert await store.pending_hello(nickname_key("Again")) is None
+        counsellor = await live.staff("otto")
+        assigned = await counsellor.expect("assigned", skip=("queue", "overview"))
+        assert assigned["conversation_id"] == welcome["conversation_id"]
+
+
+async def test_nickname_of_an_attached_visitor_stays_taken(server: LiveServer) -> None:
+    """Only a never-attached hello is ended by a retry: a live visitor's nickname stays taken."""
+    _, welcome = await server.visitor("Occupied")
+    other = await server.connect()
+    await other.send({"type": "hello", "nickname": "Occupied"})
+    assert (await other.expect("error"))["code"] == "nickname_taken"
+    meta = await server.store.conversation(welcome["conversation_id"]) or {}
+    assert meta.get("state") == "waiting"
+
+
+async def test_socket_closed_right_after_hello_times_out(redis_url: str, key_prefix: str) -> None:
+    """A socket closed right after its hello leaves nothing queued: the conversation ends with
+    timeout after the grace, and the nickname is free again."""
+    async with custom_server(redis_url, key_prefix, grace={"visitor_seconds": 0.5}) as live:
+        store = live.store
+        client = await live.connect()
+        await client.send({"type": "hello", "nickname": "Gone Fast"})
+        await client.close()
+        pattern = store.keys.conversation("*")
+
+        async def all_timed_out() -> bool:
+            convs = [k async for k in store.r.scan_iter(match=pattern)]
+            metas = [await store.r.hgetall(k) for k in convs]
+            return bool(metas) and all(
+                m.get("state") == "ended" and m.get("reason") == "timeout" for m in metas
+            )
+
+        await eventually(all_timed_out, what="the conversation ends with timeout")
+        assert await store.queue_ids() == []
+        _, welcome = await live.visitor("Gone Fast")
+        assert welcome["nickname"] == "Gone Fast"
