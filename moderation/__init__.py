@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from moderation.abuse import is_abusive
-from moderation.crisis import CrisisResult, detect
+from moderation.abuse import is_abusive, is_abusive_normalised
+from moderation.crisis import CrisisResult, detect, detect_normalised
+from moderation.normalise import normalise
 from moderation.pii import PiiMatch, find_pii, pii_kinds, redact
 
 
@@ -29,9 +30,18 @@ class TextAnalysis:
         }
 
 
-def analyse(text: str) -> TextAnalysis:
-    crisis = detect(text)
-    return TextAnalysis(crisis.crisis, crisis.categories, is_abusive(text), pii_kinds(text))
+def analyse(text: str, *, prefilter: bool = True) -> TextAnalysis:
+    """Crisis signals, abuse and personal data in ``text`` (normalised once). ``prefilter``
+    skips the patterns that cannot match (:mod:`moderation.prefilter`); ``prefilter=False``
+    runs every pattern and gives the same result (the tests compare the two)."""
+    norm = normalise(text)
+    crisis = detect_normalised(norm, prefilter=prefilter)
+    return TextAnalysis(
+        crisis.crisis,
+        crisis.categories,
+        is_abusive_normalised(norm, prefilter=prefilter),
+        pii_kinds(text, prefilter=prefilter),
+    )
 
 
 __all__ = [

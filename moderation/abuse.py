@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 
 from moderation.normalise import normalise, pattern_form
+from moderation.prefilter import PatternSet
 
 _INSULT_NOUNS = (
     r"(kanker|tyfus|tering|kut)?(hoer|slet|trut|kutwijf|wijf|mongool|mongol|idioot|idioten|debiel"
@@ -123,22 +124,32 @@ GAME = r"\b(fortnite|minecraft|fifa|roblox|uno|schaak|chess|valorant|cod|potje|g
 NOT_AIMED = [REPORTED, GAME]
 
 
-def _compile(patterns: list[str]) -> list[re.Pattern[str]]:
-    return [re.compile(pattern_form(p)) for p in patterns]
+def _forms(patterns: list[str]) -> list[str]:
+    return [pattern_form(p) for p in patterns]
 
 
+_BARE_INSULT_PATTERN = (
+    rf"^((jij|you|die|vuile|vieze|stomme|domme) )*({_INSULT_ADJ} )*{_INSULT_NOUNS}"
+    r"( (jij|you|die|dat je bent))?$"
+)
+#: What the prefilter checks: a message with none of these patterns possible is not abuse.
+_ABUSE_SET = PatternSet(
+    {
+        "aimed": _forms(INSULTS + COMMANDS),
+        "in_play": _forms(THREATS_IN_PLAY),
+        "always": _forms(THREATS + HARASSMENT),
+        "bare": [_BARE_INSULT_PATTERN],
+    }
+)
 _ANY = re.compile("|".join(f"(?:{pattern_form(p)})" for p in ABUSE))
-_AIMED = _compile(INSULTS + COMMANDS)
-_IN_PLAY = _compile(THREATS_IN_PLAY)
-_ALWAYS = re.compile("|".join(f"(?:{pattern_form(p)})" for p in THREATS + HARASSMENT))
+_AIMED = [re.compile(p) for p in _ABUSE_SET.patterns["aimed"]]
+_IN_PLAY = [re.compile(p) for p in _ABUSE_SET.patterns["in_play"]]
+_ALWAYS = _ABUSE_SET.full["always"]
 _REPORTED = re.compile(REPORTED)
 _INQUIT = re.compile(rf"^{REPORTED}|{REPORTED}$")
 _GAME = re.compile(GAME)
 _NOT_AIMED = re.compile(f"{REPORTED}|{GAME}")
-_BARE_INSULT = re.compile(
-    rf"^((jij|you|die|vuile|vieze|stomme|domme) )*({_INSULT_ADJ} )*{_INSULT_NOUNS}"
-    r"( (jij|you|die|dat je bent))?$"
-)
+_BARE_INSULT = re.compile(_BARE_INSULT_PATTERN)
 _CLAUSE = re.compile(r"[,.;:!?]+")
 #: Where the scope of reported speech or a game word ends: punctuation, and "maar", "en",
 #: "but", "and" (not "en dat", "and that", which go on with what was said).
@@ -188,8 +199,22 @@ def _unexcused_hit(
     return False
 
 
-def is_abusive(text: str) -> bool:
-    norm = normalise(text)
+def is_abusive(text: str, *, prefilter: bool = True) -> bool:
+    return is_abusive_normalised(normalise(text), prefilter=prefilter)
+
+
+def is_abusive_normalised(norm: str, *, prefilter: bool = True) -> bool:
+    """:func:`is_abusive` on text already through :func:`normalise`. With ``prefilter`` (the
+    default) a message in which no abuse pattern can match is passed at once, and patterns
+    that cannot match are skipped (:mod:`moderation.prefilter`); both give the same result."""
+    aimed, in_play = _AIMED, _IN_PLAY
+    if prefilter:
+        present = _ABUSE_SET.present(norm)
+        possible = {name: _ABUSE_SET.possible(name, present) for name in _ABUSE_SET.patterns}
+        if not any(possible.values()):
+            return False
+        aimed = [_AIMED[i] for i in possible["aimed"]]
+        in_play = [_IN_PLAY[i] for i in possible["in_play"]]
     clauses = _spans(norm, _CLAUSE)
     # a message or clause that is nothing but an insult is aimed at the reader
     bare = [(a, b) for a, b in clauses if _BARE_INSULT.match(norm[a:b].strip())]
@@ -201,8 +226,8 @@ def is_abusive(text: str) -> bool:
     if _ALWAYS.search(norm):
         return True
     scopes = _Scopes(norm)
-    if _unexcused_hit(_IN_PLAY, norm, scopes, scopes.game):
+    if _unexcused_hit(in_play, norm, scopes, scopes.game):
         return True
-    if _unexcused_hit(_AIMED, norm, scopes, scopes.aimed_excused):
+    if _unexcused_hit(aimed, norm, scopes, scopes.aimed_excused):
         return True
     return any(not scopes.covers(scopes.aimed_excused, a, b) for a, b in bare)

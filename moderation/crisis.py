@@ -23,9 +23,11 @@ Measured on ``tests/moderation/data/crisis_*.tsv`` by ``benchmarks/moderation_ev
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from moderation.normalise import normalise, pattern_form
+from moderation.prefilter import PatternSet
 
 #: Said about something else, not about the writer being in danger.
 IDIOMS = [
@@ -332,15 +334,22 @@ PLAIN: dict[str, list[str]] = {
 NOT_DANGER = [r"not safe driving", r"niet veilig (rijden|fietsen)"]
 
 
-def _compile(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{pattern_form(p)})" for p in patterns))
+def _forms(patterns: list[str]) -> list[str]:
+    return [pattern_form(p) for p in patterns]
 
 
-_IDIOMS = _compile(IDIOMS)
+#: Idioms are taken out of the normalised text; the signals are looked for in what is left.
+_IDIOM_SET = PatternSet({"idioms": _forms(IDIOMS)})
+_SIGNAL_SET = PatternSet(
+    {"not_danger": _forms(NOT_DANGER)}
+    | {f"strong:{cat}": _forms(p) for cat, p in STRONG.items()}
+    | {f"plain:{cat}": _forms(p) for cat, p in PLAIN.items()}
+)
+_IDIOMS = _IDIOM_SET.full["idioms"]
 _NEGATION = re.compile(NEGATIONS)
-_STRONG = {cat: _compile(p) for cat, p in STRONG.items()}
-_PLAIN = {cat: _compile(p) for cat, p in PLAIN.items()}
-_NOT_DANGER = _compile(NOT_DANGER)
+_STRONG = {cat: _SIGNAL_SET.full[f"strong:{cat}"] for cat in STRONG}
+_PLAIN = {cat: _SIGNAL_SET.full[f"plain:{cat}"] for cat in PLAIN}
+_NOT_DANGER = _SIGNAL_SET.full["not_danger"]
 _PAST = re.compile(
     r"\b(vroeger|used to|gestopt|stopped|not anymore|niet meer sinds|"
     r"per ongeluk|by accident|accidentally|"
@@ -369,14 +378,41 @@ def _negated(text: str, start: int, end: int) -> bool:
     )
 
 
-def detect(text: str) -> CrisisResult:
-    norm = _NOT_DANGER.sub(" ", _IDIOMS.sub(" ", normalise(text)))
+def detect(text: str, *, prefilter: bool = True) -> CrisisResult:
+    return detect_normalised(normalise(text), prefilter=prefilter)
+
+
+def detect_normalised(norm: str, *, prefilter: bool = True) -> CrisisResult:
+    """:func:`detect` on text already through :func:`normalise`. With ``prefilter`` (the
+    default) patterns that cannot match are skipped (:mod:`moderation.prefilter`); without it
+    every pattern is run. Both give the same result."""
+    if not prefilter:
+        return _judge(_NOT_DANGER.sub(" ", _IDIOMS.sub(" ", norm)), _STRONG, _PLAIN)
+    idioms = _IDIOM_SET.regex("idioms", _IDIOM_SET.present(norm))
+    if idioms is not None:
+        norm = idioms.sub(" ", norm)
+    present = _SIGNAL_SET.present(norm)
+    not_danger = _SIGNAL_SET.regex("not_danger", present)
+    if not_danger is not None:
+        changed = not_danger.sub(" ", norm)
+        if changed != norm:
+            norm, present = changed, _SIGNAL_SET.present(changed)
+    strong = {cat: _SIGNAL_SET.regex(f"strong:{cat}", present) for cat in STRONG}
+    plain = {cat: _SIGNAL_SET.regex(f"plain:{cat}", present) for cat in PLAIN}
+    return _judge(norm, strong, plain)
+
+
+def _judge(
+    norm: str,
+    strong: Mapping[str, re.Pattern[str] | None],
+    plain: Mapping[str, re.Pattern[str] | None],
+) -> CrisisResult:
     found: list[str] = []
-    for category, pattern in _STRONG.items():
-        if pattern.search(norm):
+    for category, pattern in strong.items():
+        if pattern is not None and pattern.search(norm):
             found.append(category)
-    for category, pattern in _PLAIN.items():
-        if category in found:
+    for category, pattern in plain.items():
+        if category in found or pattern is None:
             continue
         for match in pattern.finditer(norm):
             if not _negated(norm, match.start(), match.end()) and not _PAST.search(norm):

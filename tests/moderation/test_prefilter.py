@@ -1,0 +1,111 @@
+"""The prefilter skips only patterns that cannot match: analyse gives what the exhaustive path gives."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.moderation_eval import load_abuse, load_crisis
+from moderation import abuse, analyse, crisis, pii
+from moderation.normalise import normalise
+from moderation.prefilter import PatternSet, required_literals
+
+SENTENCES = [text for _, _, text in load_crisis() + load_abuse()]
+WORDS = sorted({w for text in SENTENCES for w in text.split()})
+PATTERN_SETS = [crisis._IDIOM_SET, crisis._SIGNAL_SET, abuse._ABUSE_SET]
+
+
+def test_every_labelled_sentence_gets_the_exhaustive_result() -> None:
+    """On every sentence of every labelled set analyse equals analyse(prefilter=False)."""
+    for text in SENTENCES:
+        assert analyse(text) == analyse(text, prefilter=False), text
+
+
+def test_pii_examples_get_the_exhaustive_result() -> None:
+    """Texts with personal data or near misses get the same kinds with and without prefilter."""
+    texts = [
+        "bel 0612345678",
+        "+290 1234",
+        "12345",
+        "bel 0800 1234",
+        "NL91ABNA0417164300",
+        "1234 AB 5",
+        "mail a@b.nl",
+        "http://x",
+        "zie example.nl",
+        "+31 6 12345678 en www.x.nl",
+    ]
+    for text in texts:
+        assert pii.find_pii(text) == pii.find_pii(text, prefilter=False), text
+
+
+_PIECE = st.one_of(
+    st.sampled_from(SENTENCES),
+    st.sampled_from(WORDS),
+    st.from_regex(r"[+]?[0-9 ()-]{1,14}", fullmatch=True),
+    st.sampled_from([".", ",", "!", "?", " ", "@", "://", "www.", ".nl", " en ", " maar "]),
+    st.text(alphabet="abcdeijklmnoprstuvwyz' 013@$", max_size=12),
+)
+
+
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECE, min_size=1, max_size=5).map(" ".join))
+def test_generated_mixes_get_the_exhaustive_result(text: str) -> None:
+    """On random mixes of labelled sentences, words, digits and punctuation the results agree."""
+    assert analyse(text) == analyse(text, prefilter=False)
+
+
+def test_every_match_contains_its_required_literals() -> None:
+    """Every match of every pattern in a labelled sentence contains a literal of each set."""
+    texts = [normalise(t) for t in SENTENCES]
+    texts += [crisis._IDIOMS.sub(" ", t) for t in texts]
+    checked = 0
+    for pattern_set in PATTERN_SETS:
+        for patterns in pattern_set.patterns.values():
+            for source in patterns:
+                required = required_literals(source)
+                compiled = re.compile(source)
+                for text in texts:
+                    for match in compiled.finditer(text):
+                        checked += 1
+                        for literals in required:
+                            assert any(w in match.group(0) for w in literals), (source, text)
+    assert checked > 500
+
+
+def test_required_literals_of_a_pattern() -> None:
+    """An optional group and a repeat leave the literals every match passes through."""
+    required = required_literals(r"\bwil(le)? (\w+ ){0,2}dood\b")
+    assert frozenset({"dood"}) in required
+    assert frozenset({"wil ", "wille "}) in required
+    assert required_literals(r"\w+") == []
+
+
+def test_a_pattern_set_keeps_only_possible_patterns() -> None:
+    """A group's reduced alternation drops the patterns whose literals are absent."""
+    group = PatternSet({"g": ["zelfmoord", r"wil (\w+ )?dood", r"\w+x"]})
+    text = "ik wil echt dood"
+    assert group.possible("g", group.present(text)) == (1, 2)
+    assert group.regex("g", group.present("zelfmoord")) is not None
+    assert group.regex("g", group.present("")) is not None  # "\w+x" requires nothing
+    only = PatternSet({"g": ["zelfmoord"]})
+    assert only.regex("g", only.present("niets")) is None
+
+
+def test_phone_digit_threshold_is_below_every_valid_number() -> None:
+    """No valid number, national (NL) or international, has fewer digits than the threshold."""
+    shortest = min(
+        phonenumbers.PhoneMetadata.metadata_for_region("NL").general_desc.possible_length
+    )
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            if meta is None or meta.general_desc is None:
+                continue
+            lengths = [n for n in meta.general_desc.possible_length if n > 0]
+            if lengths:
+                shortest = min(shortest, len(str(code)) + min(lengths))
+    assert shortest >= pii.PHONE_MIN_DIGITS
