@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import importlib
 import json
@@ -91,6 +92,40 @@ def redis_for(
 
 # -- serve --------------------------------------------------------------------------
 
+GC_THRESHOLDS = (7_000, 20, 100)
+GC_FREEZE_SECONDS = 60.0
+GC_UNFREEZE_EVERY = 60  # freezes: a whole collection of everything about once an hour
+
+
+async def tune_gc(
+    freeze_seconds: float = GC_FREEZE_SECONDS, unfreeze_every: int = GC_UNFREEZE_EVERY
+) -> None:
+    """Keep the cyclic garbage collector from stalling the serve process's loop; runs until
+    cancelled. Call it once the app is set up, before clients come.
+
+    A whole collection walks every tracked object: at 5,000 connections ~585k of them, a
+    ~370 ms pause that decided the p99 latency. So: collect the start-up garbage once and
+    ``gc.freeze()`` what is left (modules, the app: alive for good), which takes it out of
+    every later collection; raise the thresholds from (700, 10, 10) — gen 0 collections
+    mostly find nothing here (refcounting frees a frame's dicts), and ten times fewer whole
+    collections; then every ``freeze_seconds`` collect what is not frozen (only what
+    survived since the last freeze: a minute of connections, a few ms) and freeze that too.
+    Collecting before each freeze returns the recent cyclic garbage; what dies after being
+    frozen (a connection open for longer than a minute, then closed) is reclaimed by the
+    whole collection after ``gc.unfreeze()`` every ``unfreeze_every`` freezes — one pause an
+    hour instead of many a minute, and memory stays bounded. Freezing is O(1)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    count = 0
+    while True:
+        await asyncio.sleep(freeze_seconds)
+        count += 1
+        if count % unfreeze_every == 0:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
 
 async def _serve_async(
     settings: Settings, redis_url: str, host: str, port: int, reuse_port: bool
@@ -102,6 +137,10 @@ async def _serve_async(
         app, access_log=None, shutdown_timeout=settings.server.shutdown_grace_seconds
     )
     await runner.setup()
+    # This process only (in-process test servers keep the defaults). Its first step, run by
+    # the sleep(0), collects and freezes what start-up left before clients come.
+    gc_task = asyncio.create_task(tune_gc())
+    await asyncio.sleep(0)
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
     await site.start()
     stop = asyncio.Event()
@@ -112,6 +151,7 @@ async def _serve_async(
 
     structlog.get_logger("chatserver").info("serving", port=port, pid=os.getpid())
     await stop.wait()
+    gc_task.cancel()
     await runner.cleanup()
 
 
