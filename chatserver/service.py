@@ -96,6 +96,8 @@ class Service:
             _, stuck = await asyncio.wait(tasks, timeout=5)
             for task in stuck:
                 log.warning("background_task_stuck", task=task.get_name())
+            with contextlib.suppress(RedisError, OSError):
+                await self.store.flush_counts()
 
     def require_live(self) -> None:
         """Writes wait until the event listener is subscribed and caught up: a ``say``
@@ -176,6 +178,7 @@ class Service:
             try:
                 await self.beat()
                 beaten = True
+                await self.store.flush_counts()  # this process's messages, for /metrics
             except RedisError as exc:
                 self._healthy_since = None
                 log.warning("heartbeat_failed", error=type(exc).__name__)

@@ -207,6 +207,11 @@ class Store:
         self.held_connections: Counter[str] = Counter()
         #: Addresses whose count a Redis error left unsure (set again on the next beat).
         self.unsynced_connections: set[str] = set()
+        #: Messages stored by this process not yet added to the shared ``messages``
+        #: counter: :meth:`say` counts here (the counter lives in the global slot, the
+        #: messages in their conversation's, so one script cannot do both on a cluster);
+        #: :meth:`flush_counts` adds them, on every heartbeat and before /metrics reads.
+        self.unflushed_messages = 0
 
     async def ping(self) -> bool:
         return bool(await self.r.ping())
@@ -451,7 +456,7 @@ class Store:
             ],
         )
         if not dup:
-            await self.r.hincrby(self.keys.counters, "messages", 1)  # for /metrics
+            self.unflushed_messages += 1  # for /metrics: added by flush_counts
         return SayResult(int(seq), bool(dup))
 
     async def messages(
@@ -584,7 +589,21 @@ class Store:
     async def count(self, name: str, amount: int = 1) -> None:
         await self.r.hincrby(self.keys.counters, name, amount)
 
+    async def flush_counts(self) -> None:
+        """Add this process's unflushed message count to the shared counter (kept for the
+        next try when the write fails: the count is late then, not lost)."""
+        amount, self.unflushed_messages = self.unflushed_messages, 0
+        if not amount:
+            return
+        try:
+            await self.r.hincrby(self.keys.counters, "messages", amount)
+        except BaseException:
+            self.unflushed_messages += amount
+            raise
+
     async def counters(self) -> dict[str, int]:
+        """The shared counters, this process's own messages flushed into them first."""
+        await self.flush_counts()
         raw = cast(dict[str, str], await self.r.hgetall(self.keys.counters))
         return {k: int(v) for k, v in raw.items()}
 
@@ -594,6 +613,16 @@ class Store:
 
     async def waiting_count(self) -> int:
         return int(await self.r.zcard(self.keys.queue))
+
+    async def queue_places(self, conversation_ids: Sequence[str]) -> tuple[int, list[int | None]]:
+        """How many wait, and the place (1 = next) of each given conversation (None: not
+        waiting), in one transaction: a rank per visitor asked for, not the whole queue."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zcard(self.keys.queue)
+        for cid in conversation_ids:
+            pipe.zrank(self.keys.queue, cid)
+        total, *ranks = await pipe.execute()
+        return int(total), [None if r is None else int(r) + 1 for r in ranks]
 
     async def waiting_snapshot(self, limit: int = 200) -> list[WaitingVisitor]:
         ids = cast(list[str], await self.r.zrange(self.keys.queue, 0, limit - 1))

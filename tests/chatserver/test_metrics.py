@@ -121,3 +121,23 @@ async def test_a_failed_fact_write_is_kept_on_the_next_try(server: LiveServer) -
     assert waits["buckets"] == {
         repr(b): 1 for b in (60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
     }
+
+
+async def test_each_stored_message_is_counted_once_after_a_flush(server: LiveServer) -> None:
+    """say counts each stored message once (a repeated ref not); the shared counter has the
+    count after a flush (and /metrics flushes first); a failed flush keeps it for the next."""
+    store = server.store
+    before = (await store.counters()).get("messages", 0)
+    for ref in ("v:1", "v:1", None):
+        await store.say("counted", ref, "visitor", "Teller", "hoi", 1.0, "conn")
+    assert (await store.counters())["messages"] == before + 2
+    await store.say("counted", None, "visitor", "Teller", "nog een", 2.0, "conn")
+    saved = await store.r.hgetall(store.keys.counters)
+    await store.r.set(store.keys.counters, "broken")  # WRONGTYPE: the flush fails
+    with pytest.raises(ResponseError):
+        await store.flush_counts()
+    await store.r.delete(store.keys.counters)
+    await store.r.hset(store.keys.counters, mapping=saved)
+    assert (await store.counters())["messages"] == before + 3
+    text = await scrape(server.base)
+    assert samples(text)[("chat_messages_total", ())] == before + 3
