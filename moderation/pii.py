@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+from phonenumbers import phonenumbermatcher, phonenumberutil
 
 PLACEHOLDERS = {
     "phone": "[phone]",
@@ -43,6 +44,14 @@ _DIGIT = re.compile(r"\d")
 #: number is at least 5 digits, and a country code with the shortest national number anywhere
 #: at least 6 (``tests/moderation`` recomputes this from the library's metadata).
 PHONE_MIN_DIGITS = 5
+#: A stretch of the characters the phone matcher's candidates are made of before any
+#: extension: digits, its punctuation (spaces, dashes, dots, brackets, "x", ...) and leading
+#: "+" or "(". All digits of a number it finds lie in one such stretch.
+_PHONE_STRETCH = re.compile(
+    # the punctuation first: it starts with "-", which is literal only at the start of a class
+    "[" + phonenumberutil._VALID_PUNCTUATION + phonenumbermatcher._LEAD_CLASS_CHARS + r"\d]+",
+    re.IGNORECASE | re.UNICODE,
+)
 #: Digits that an IBAN ("NL91...") and a postcode with a house number ("1234 AB 5") contain.
 IBAN_MIN_DIGITS = 2
 POSTCODE_MIN_DIGITS = 5
@@ -65,29 +74,48 @@ def _iban_valid(raw: str) -> bool:
 
 def find_pii(text: str, *, prefilter: bool = True) -> list[PiiMatch]:
     """Each piece of personal data in ``text``. With ``prefilter`` (the default) a kind is
-    only looked for when the text has what every match of it contains (enough digits, an
-    "@", a "." or "://"); without it every kind is looked for. Both give the same result."""
-    digits = len(_DIGIT.findall(text)) if prefilter else len(text)
+    only looked for when the text has what every match of it contains (enough digits, for a
+    phone number within one stretch of digits and punctuation; an "@"; a "." or "://");
+    without it every kind is looked for. Both give the same result."""
+    digits = len(_DIGIT.findall(text))
+    look = {
+        "phone": digits >= PHONE_MIN_DIGITS and _may_hold_phone(text),
+        "email": "@" in text,
+        "iban": digits >= IBAN_MIN_DIGITS,
+        "postcode": digits >= POSTCODE_MIN_DIGITS,
+        "url": "." in text or "://" in text,
+    }
+    if not prefilter:
+        look = dict.fromkeys(look, True)
     found: list[PiiMatch] = []
-    if digits >= PHONE_MIN_DIGITS:
+    if look["phone"]:
         matcher = phonenumbers.PhoneNumberMatcher(text, "NL", leniency=phonenumbers.Leniency.VALID)
         for phone in matcher:
             found.append(PiiMatch("phone", phone.start, phone.end))
-    if not prefilter or "@" in text:
+    if look["email"]:
         for match in _EMAIL.finditer(text):
             found.append(PiiMatch("email", match.start(), match.end()))
-    if digits >= IBAN_MIN_DIGITS:
+    if look["iban"]:
         for match in _IBAN.finditer(text):
             if _iban_valid(match.group(0)):
                 found.append(PiiMatch("iban", match.start(), match.end()))
-    if digits >= POSTCODE_MIN_DIGITS:
+    if look["postcode"]:
         for match in _POSTCODE.finditer(text):
             found.append(PiiMatch("postcode", match.start(), match.end()))
-    if not prefilter or "." in text or "://" in text:
+    if look["url"]:
         for match in _URL.finditer(text):
             if not any(f.kind == "email" and f.start <= match.start() < f.end for f in found):
                 found.append(PiiMatch("url", match.start(), match.end()))
     return _without_overlaps(found)
+
+
+def _may_hold_phone(text: str) -> bool:
+    """Whether one stretch of phone-number characters holds enough digits for a number."""
+    return any(
+        len(_DIGIT.findall(stretch)) >= PHONE_MIN_DIGITS
+        for stretch in _PHONE_STRETCH.findall(text)
+        if len(stretch) >= PHONE_MIN_DIGITS
+    )
 
 
 def _without_overlaps(found: list[PiiMatch]) -> list[PiiMatch]:

@@ -109,3 +109,20 @@ def test_phone_digit_threshold_is_below_every_valid_number() -> None:
             if lengths:
                 shortest = min(shortest, len(str(code)) + min(lengths))
     assert shortest >= pii.PHONE_MIN_DIGITS
+
+
+def test_phone_numbers_split_by_words_are_looked_at_like_the_matcher_does() -> None:
+    """Numbers with odd separators, extensions and full-width digits agree with the matcher."""
+    texts = [
+        "ik ben 15 jaar, om 16:30 thuis",
+        "bel 06 x 12345678",
+        "06-1234 5678 toestel 12",
+        "020 1234567 ext. 12",
+        "(020) 123 4567",
+        "＋３１ ６ １２３４５６７８",
+        "06/12.34.56.78",
+        "0612345 678 ja 12 34",
+        "ik woon op 12 en 345 en 67",
+    ]
+    for text in texts:
+        assert pii.find_pii(text) == pii.find_pii(text, prefilter=False), text
