@@ -123,6 +123,9 @@ class Hub:
         #: Staff connections following a conversation: its counsellor's sockets, watchers.
         self.followers: dict[str, set[Connection]] = defaultdict(set)
         self._positions_due = asyncio.Event()
+        #: The waiting count staff sockets were last told, and the sockets not told yet.
+        self._told_waiting: int | None = None
+        self._untold_staff: set[Connection] = set()
         self._overview_due = asyncio.Event()
         self.overview_subscribers: set[Connection] = set()
         #: Local supervisor sockets following a trainee: trainee staff id -> sockets.
@@ -156,6 +159,7 @@ class Hub:
 
     def add_staff(self, staff_id: str, conn: Connection) -> None:
         self.staff[staff_id].add(conn)
+        self._untold_staff.add(conn)
 
     def supervisors(self) -> list[Connection]:
         return [c for conns in self.staff.values() for c in conns if c.supervises]
@@ -165,6 +169,7 @@ class Hub:
         if not self.staff[staff_id]:
             del self.staff[staff_id]
         self.overview_subscribers.discard(conn)
+        self._untold_staff.discard(conn)
         for conns in self.trainee_watchers.values():
             conns.discard(conn)
         for conv in [c for c, conns in self.followers.items() if conn in conns]:
@@ -511,9 +516,12 @@ class Hub:
     }
 
     # -- queue positions ------------------------------------------------------------
-    async def positions_loop(self, min_interval: float = 0.05) -> None:
+    async def positions_loop(self, min_interval: float = 0.25) -> None:
         """Send ``queued`` to each local waiting visitor whose position changed; every
-        ``recheck_seconds`` look again anyway, as closing time comes nearer by itself."""
+        ``recheck_seconds`` look again anyway, as closing time comes nearer by itself.
+
+        Coalesced: events during a run or the ``min_interval`` pause after it make one
+        more run (the trailing edge, so the last state is always sent), however many."""
         while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.recheck_seconds):
@@ -547,27 +555,52 @@ class Hub:
         self._positions_due.set()
 
     async def update_positions(self, force: VisitorLink | None = None) -> None:
+        """Without ``force``: one run of :meth:`positions_loop` for every local waiting
+        visitor and the staff's waiting count. With ``force`` (a visitor that just joined
+        or resumed): tell that visitor its place now, reading only its own rank."""
+        if force is not None:
+            if force.state == "waiting":
+                total, (place,) = await self.store.queue_places([force.conversation_id])
+                await self._tell_places(total, [] if place is None else [(place, force)], force)
+            return
         waiting_links = [v for v in self.visitors.values() if v.state == "waiting"]
         if not waiting_links and not self.staff:
             return
-        ids = await self.store.queue_ids()
-        total = len(ids)
-        for conns in self.staff.values():
-            for conn in conns:
-                conn.send({"type": "queue", "waiting": total})
-        if not waiting_links:
+        total, places = await self.store.queue_places([v.conversation_id for v in waiting_links])
+        self._tell_staff(total)
+        here = [(p, v) for p, v in zip(places, waiting_links, strict=True) if p is not None]
+        await self._tell_places(total, here, None)
+
+    def _tell_staff(self, total: int) -> None:
+        """The ``queue`` frame to every staff socket when the count changed, else only to
+        the sockets that joined since it was last sent."""
+        if total != self._told_waiting:
+            self._told_waiting = total
+            targets = [conn for conns in self.staff.values() for conn in conns]
+        else:
+            targets = list(self._untold_staff)
+        self._untold_staff.clear()
+        frame = Outgoing({"type": "queue", "waiting": total})
+        for conn in targets:
+            conn.send(frame)
+
+    async def _tell_places(
+        self, total: int, here: list[tuple[int, VisitorLink]], force: VisitorLink | None
+    ) -> None:
+        """``queued`` (and ``closing_soon``) to the waiting links at these places."""
+        if not here:
             return
-        index = {cid: i for i, cid in enumerate(ids, start=1)}
         now = self.clock()
         handling = await self.store.handling_times()
         servers, free, ages, wrapup = await self.store.shift_places(now)
         abandon = await self.store.abandon_share()
         closes_at = self.closes_at()
-        here = [(index[v.conversation_id], v) for v in waiting_links if v.conversation_id in index]
         # one sweep over the positions, not one search per visitor
-        last = max((position for position, _ in here), default=0)
+        last = max(position for position, _ in here)
         etas = estimate_waits(last, handling, servers, free, abandon, ages, wrapup)
         for position, link in here:
+            if link.state != "waiting":  # assigned or gone while the figures were read
+                continue
             eta = etas[position - 1]
             if position != link.position or link is force or eta_moved(link.eta, eta):
                 link.position, link.eta = position, eta
