@@ -67,6 +67,20 @@ async def counsellor_on(
     return client
 
 
+async def chatting_across(
+    store: Store, visitor_port: int, counsellor_port: int, nickname: str
+) -> tuple[Client, Client, str, str]:
+    """A visitor on one process assigned to Anna on another: (visitor, counsellor,
+    conversation id, resume token)."""
+    counsellor = await counsellor_on(counsellor_port, store, "anna")
+    visitor = await connect(visitor_port)
+    await visitor.send({"type": "hello", "nickname": nickname})
+    welcome = await visitor.expect("welcome")
+    await counsellor.expect("assigned", skip=("queue",))
+    await visitor.expect("assigned")
+    return visitor, counsellor, welcome["conversation_id"], welcome["resume_token"]
+
+
 def texts(frames: list[dict[str, Any]], conv: str) -> list[tuple[int, str]]:
     """The messages of one conversation as received, in order; no seq may come twice."""
     got = [
@@ -88,13 +102,9 @@ async def test_cross_process_chat_and_killed_process(
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (proc_a, port_a),
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_b),
     ):
-        counsellor = await counsellor_on(port_b, store, "anna")
-        visitor = await connect(port_a)
-        await visitor.send({"type": "hello", "nickname": "Treinreiziger"})
-        welcome = await visitor.expect("welcome")
-        conv, token = welcome["conversation_id"], welcome["resume_token"]
-        await counsellor.expect("assigned", skip=("queue",))
-        await visitor.expect("assigned")
+        visitor, counsellor, conv, token = await chatting_across(
+            store, port_a, port_b, "Treinreiziger"
+        )
         acked = []
         for i in range(3):
             await visitor.send({"type": "say", "text": f"v{i}", "ref": f"v{i}"})
@@ -177,13 +187,9 @@ async def test_connection_cut_mid_send_stores_the_message_once(
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_a),
         chatserver(tmp_path, redis_url=redis_url, key_prefix=key_prefix) as (_, port_b),
     ):
-        counsellor = await counsellor_on(port_b, store, "anna")
-        visitor = await connect(port_a)
-        await visitor.send({"type": "hello", "nickname": "Afgebroken"})
-        welcome = await visitor.expect("welcome")
-        conv, token = welcome["conversation_id"], welcome["resume_token"]
-        await counsellor.expect("assigned", skip=("queue",))
-        await visitor.expect("assigned")
+        visitor, counsellor, conv, token = await chatting_across(
+            store, port_a, port_b, "Afgebroken"
+        )
         await visitor.send({"type": "say", "text": "half verstuurd", "ref": "X"})
         visitor.ws.transport.abort()  # no close frame: the connection is simply gone
         back = await connect(port_b)

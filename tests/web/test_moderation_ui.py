@@ -9,8 +9,8 @@ import pytest
 from playwright.async_api import expect
 
 from tests.helpers import LiveServer
-from tests.web.conftest import DESKTOP, shoot
-from tests.web.test_pages import chat_between, staff_login
+from tests.web.conftest import shoot
+from tests.web.test_pages import chat_between, supervisor_watching
 
 pytestmark = pytest.mark.browser
 
@@ -60,10 +60,7 @@ async def test_supervisor_sees_flags_when_watching(pages: Any, site: LiveServer)
     visitor, _counsellor = await chat_between(pages, site, "Regen")
     await visitor.get_by_label("Bericht").fill("ik wil dood")
     await visitor.get_by_label("Bericht").press("Enter")
-    await site.add_staff("bert", "supervisor")
-    supervisor = await pages(DESKTOP)
-    await staff_login(supervisor, site, "bert", "/supervisor")
-    await supervisor.get_by_role("button", name=re.compile("Meekijken.*Regen")).click()
+    supervisor = await supervisor_watching(pages, site, "Regen")
     flagged = supervisor.get_by_role("log").get_by_test_id("message").filter(has_text="ik wil dood")
     await expect(flagged.get_by_test_id("message-flags")).to_contain_text("crisis")
 

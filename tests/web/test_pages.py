@@ -37,6 +37,15 @@ async def available(page: Any) -> None:
     await page.get_by_role("button", name="Beschikbaar").click()
 
 
+async def supervisor_watching(pages: Any, site: LiveServer, nickname: str) -> Any:
+    """Bert, a new supervisor, logged in on the dashboard and watching ``nickname``'s chat."""
+    await site.add_staff("bert", "supervisor")
+    supervisor = await pages(DESKTOP)
+    await staff_login(supervisor, site, "bert", "/supervisor")
+    await supervisor.get_by_role("button", name=re.compile(f"Meekijken.*{nickname}")).click()
+    return supervisor
+
+
 async def chat_between(pages: Any, site: LiveServer, nickname: str = "Zonnetje") -> tuple[Any, Any]:
     visitor = await pages()
     await start_visitor(visitor, site, nickname)
@@ -83,10 +92,7 @@ async def test_supervisor_watches_and_whispers(pages: Any, site: LiveServer) -> 
     visitor, counsellor = await chat_between(pages, site, "Wolkje")
     await visitor.get_by_label("Bericht").fill("het gaat niet goed")
     await visitor.get_by_label("Bericht").press("Enter")
-    await site.add_staff("bert", "supervisor")
-    supervisor = await pages(DESKTOP)
-    await staff_login(supervisor, site, "bert", "/supervisor")
-    await supervisor.get_by_role("button", name=re.compile("Meekijken.*Wolkje")).click()
+    supervisor = await supervisor_watching(pages, site, "Wolkje")
     await expect(supervisor.get_by_role("log")).to_contain_text("het gaat niet goed")
     await supervisor.get_by_role("textbox", name="Fluisteren").fill("vraag naar thuis")
     await supervisor.get_by_role("button", name="Fluister").click()
