@@ -149,8 +149,15 @@ class Connection:
         self.seqs[conversation_id] = message.seq
         mine = self._own.get(conversation_id)
         if mine:
-            own = own or message.seq in mine
-            mine.difference_update(range(0, message.seq + 1))
+            if message.seq in mine:
+                own = True
+                mine.discard(message.seq)
+            if mine:
+                # What is left is this socket's says still in flight (a handful at most) and
+                # seqs stranded behind a jump of ``seqs`` (a resync): drop the passed ones.
+                mine.difference_update([s for s in mine if s <= message.seq])
+            if not mine:
+                del self._own[conversation_id]
         if not own:
             self.send(out or Outgoing(message.frame(conversation_id)))
         return True
