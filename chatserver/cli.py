@@ -130,6 +130,7 @@ async def tune_gc(
 async def _serve_async(
     settings: Settings, redis_url: str, host: str, port: int, reuse_port: bool
 ) -> None:
+    from chatserver import loopwatch
     from chatserver.app import create_app
 
     app = create_app(settings, redis_url)
@@ -137,6 +138,10 @@ async def _serve_async(
         app, access_log=None, shutdown_timeout=settings.server.shutdown_grace_seconds
     )
     await runner.setup()
+    # The loop's lag and every collection timed (tune_gc's first one included) for /metrics
+    # and the log: this process only, like tune_gc.
+    loopwatch.WATCH.install_gc()
+    watch_task = asyncio.create_task(loopwatch.WATCH.run())
     # This process only (in-process test servers keep the defaults). Its first step, run by
     # the sleep(0), collects and freezes what start-up left before clients come.
     gc_task = asyncio.create_task(tune_gc())
@@ -152,6 +157,7 @@ async def _serve_async(
     structlog.get_logger("chatserver").info("serving", port=port, pid=os.getpid())
     await stop.wait()
     gc_task.cancel()
+    watch_task.cancel()
     await runner.cleanup()
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from chatserver import insight_pages, stats
+from chatserver import insight_pages, loopwatch, stats
 from chatserver.appkeys import SETTINGS, STORE
 from chatserver.config import Settings
 from chatserver.review import error, staff_or_error
@@ -295,6 +295,7 @@ async def metrics(request: web.Request) -> web.Response:
     await collector.load()
     registry = CollectorRegistry()
     registry.register(collector)
+    registry.register(loopwatch.WATCH)  # this process's loop lag and gc pauses
     return web.Response(
         body=generate_latest(registry),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
