@@ -18,6 +18,7 @@ import msgpack
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from chatserver.batching import ScriptBatcher
 from chatserver.events import StoredMessage, event, pack_entry, unpack_entry
 from chatserver.keys import Keys
 from chatserver.stats import safe_entry
@@ -202,6 +203,8 @@ class Store:
         }
         #: Inline scripts, run through the text client (EVALSHA, loaded on first use).
         self._inline: dict[str, AsyncScript] = {}
+        #: ``say.lua`` calls of one loop turn go to Redis as one pipeline.
+        self.says = ScriptBatcher(binary, self._scripts["say"])
         #: Sockets this process counts per hashed address (to count them again when a
         #: false reap dropped the counts in Redis).
         self.held_connections: Counter[str] = Counter()
@@ -443,8 +446,7 @@ class Store:
         k = self.keys
         live = pack_entry(sender, author, text, ts, flags)
         stored = live if stored_text is None else pack_entry(sender, author, stored_text, ts, flags)
-        seq, dup = await self._run(
-            "say",
+        seq, dup = await self.says(
             [k.messages(conversation_id), k.refs(conversation_id)],
             [
                 ref_key or "",

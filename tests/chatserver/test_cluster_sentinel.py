@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
@@ -111,6 +112,19 @@ async def test_on_a_redis_cluster(tmp_path: Path, key_prefix: str) -> None:
             await whole_chat(live)
             slots = {redis.Redis(port=p).dbsize() for p in ports}
             assert max(slots) > 0
+            # Says to conversations in different slots, made in one loop turn (redis-py
+            # has no EVALSHA in cluster pipelines: each is sent on its own), each call
+            # answered with its own seq.
+            store = live.store
+            assert not store.says.pipelined
+            convs = [f"cluster-{i}" for i in range(20)]
+            results = await asyncio.gather(
+                *(store.say(c, None, "visitor", "Nick", "hoi", 1.0, "c1") for c in convs * 2)
+            )
+            pairs = list(zip(convs * 2, results, strict=True))
+            seqs = {c: sorted(r.seq for k, r in pairs if k == c) for c in convs}
+            assert seqs == {c: [1, 2] for c in convs}
+            assert [await store.message_count(c) for c in convs] == [2] * 20
 
 
 async def test_through_sentinel(tmp_path: Path, key_prefix: str) -> None:
