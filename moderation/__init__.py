@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from moderation import abuse, crisis
 from moderation.abuse import is_abusive, is_abusive_normalised
 from moderation.crisis import CrisisResult, detect, detect_normalised
 from moderation.normalise import normalise
 from moderation.pii import PiiMatch, find_pii, pii_kinds, redact
+from moderation.prefilter import Scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +37,21 @@ def analyse(text: str, *, prefilter: bool = True) -> TextAnalysis:
     skips the patterns that cannot match (:mod:`moderation.prefilter`); ``prefilter=False``
     runs every pattern and gives the same result (the tests compare the two)."""
     norm = normalise(text)
-    crisis = detect_normalised(norm, prefilter=prefilter)
+    if not prefilter:
+        found = detect_normalised(norm, prefilter=False)
+        abusive = is_abusive_normalised(norm, prefilter=False)
+    else:
+        # one scan finds the literals of the crisis and the abuse patterns
+        present = _SCAN.present(norm)
+        found = crisis.detect_prescanned(norm, present[:_CRISIS_SETS])
+        abusive = abuse.is_abusive_prescanned(norm, present[_CRISIS_SETS:])
     return TextAnalysis(
-        crisis.crisis,
-        crisis.categories,
-        is_abusive_normalised(norm, prefilter=prefilter),
-        pii_kinds(text, prefilter=prefilter),
+        found.crisis, found.categories, abusive, pii_kinds(text, prefilter=prefilter)
     )
+
+
+_CRISIS_SETS = len(crisis.PATTERN_SETS)
+_SCAN = Scan([*crisis.PATTERN_SETS, *abuse.PATTERN_SETS])
 
 
 __all__ = [

@@ -26,9 +26,12 @@ other threats ("ik weet waar je woont, game over") or sexual harassment.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache, reduce
+from operator import or_
 
 from moderation.normalise import normalise, pattern_form
-from moderation.prefilter import PatternSet
+from moderation.prefilter import PatternSet, Scan
 
 _INSULT_NOUNS = (
     r"(kanker|tyfus|tering|kut)?(hoer|slet|trut|kutwijf|wijf|mongool|mongol|idioot|idioten|debiel"
@@ -141,6 +144,9 @@ _ABUSE_SET = PatternSet(
         "bare": [_BARE_INSULT_PATTERN],
     }
 )
+#: The sets whose literals :func:`is_abusive_prescanned` wants.
+PATTERN_SETS = (_ABUSE_SET,)
+_SCAN = Scan(PATTERN_SETS)
 _ANY = re.compile("|".join(f"(?:{pattern_form(p)})" for p in ABUSE))
 _AIMED = [re.compile(p) for p in _ABUSE_SET.patterns["aimed"]]
 _IN_PLAY = [re.compile(p) for p in _ABUSE_SET.patterns["in_play"]]
@@ -207,14 +213,35 @@ def is_abusive_normalised(norm: str, *, prefilter: bool = True) -> bool:
     """:func:`is_abusive` on text already through :func:`normalise`. With ``prefilter`` (the
     default) a message in which no abuse pattern can match is passed at once, and patterns
     that cannot match are skipped (:mod:`moderation.prefilter`); both give the same result."""
-    aimed, in_play = _AIMED, _IN_PLAY
     if prefilter:
-        present = _ABUSE_SET.present(norm)
-        possible = {name: _ABUSE_SET.possible(name, present) for name in _ABUSE_SET.patterns}
-        if not any(possible.values()):
-            return False
-        aimed = [_AIMED[i] for i in possible["aimed"]]
-        in_play = [_IN_PLAY[i] for i in possible["in_play"]]
+        return is_abusive_prescanned(norm, _SCAN.present(norm))
+    return _judge(norm, _AIMED, _IN_PLAY)
+
+
+def is_abusive_prescanned(norm: str, present: Sequence[int]) -> bool:
+    """:func:`is_abusive_normalised` (with the prefilter) given what ``Scan(PATTERN_SETS)``
+    found in ``norm``."""
+    possible = _possible_patterns(present[0] & _ABUSE_RELEVANT)
+    if possible is None:
+        return False
+    return _judge(norm, *possible)
+
+
+_ABUSE_RELEVANT = reduce(or_, _ABUSE_SET.relevant.values(), 0)
+_Possible = tuple[list[re.Pattern[str]], list[re.Pattern[str]]]
+
+
+@lru_cache(maxsize=4096)
+def _possible_patterns(present: int) -> _Possible | None:
+    """The aimed and in-play patterns that can match (shared; read only); ``None`` when no
+    abuse pattern can."""
+    possible = {name: _ABUSE_SET.possible(name, present) for name in _ABUSE_SET.patterns}
+    if not any(possible.values()):
+        return None
+    return [_AIMED[i] for i in possible["aimed"]], [_IN_PLAY[i] for i in possible["in_play"]]
+
+
+def _judge(norm: str, aimed: list[re.Pattern[str]], in_play: list[re.Pattern[str]]) -> bool:
     clauses = _spans(norm, _CLAUSE)
     # a message or clause that is nothing but an insult is aimed at the reader
     bare = [(a, b) for a, b in clauses if _BARE_INSULT.match(norm[a:b].strip())]

@@ -23,11 +23,13 @@ Measured on ``tests/moderation/data/crisis_*.tsv`` by ``benchmarks/moderation_ev
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache, reduce
+from operator import or_
 
 from moderation.normalise import normalise, pattern_form
-from moderation.prefilter import PatternSet
+from moderation.prefilter import PatternSet, Scan
 
 #: Said about something else, not about the writer being in danger.
 IDIOMS = [
@@ -345,6 +347,9 @@ _SIGNAL_SET = PatternSet(
     | {f"strong:{cat}": _forms(p) for cat, p in STRONG.items()}
     | {f"plain:{cat}": _forms(p) for cat, p in PLAIN.items()}
 )
+#: The sets whose literals :func:`detect_prescanned` wants, in the order it wants them.
+PATTERN_SETS = (_IDIOM_SET, _SIGNAL_SET)
+_SCAN = Scan(PATTERN_SETS)
 _IDIOMS = _IDIOM_SET.full["idioms"]
 _NEGATION = re.compile(NEGATIONS)
 _STRONG = {cat: _SIGNAL_SET.full[f"strong:{cat}"] for cat in STRONG}
@@ -388,18 +393,39 @@ def detect_normalised(norm: str, *, prefilter: bool = True) -> CrisisResult:
     every pattern is run. Both give the same result."""
     if not prefilter:
         return _judge(_NOT_DANGER.sub(" ", _IDIOMS.sub(" ", norm)), _STRONG, _PLAIN)
-    idioms = _IDIOM_SET.regex("idioms", _IDIOM_SET.present(norm))
+    return detect_prescanned(norm, _SCAN.present(norm))
+
+
+def detect_prescanned(norm: str, present: Sequence[int]) -> CrisisResult:
+    """:func:`detect_normalised` (with the prefilter) given what ``Scan(PATTERN_SETS)`` found
+    in ``norm``: the literals of the idiom set and of the signal set. The signal set's are
+    looked for again only when taking out idioms or "not danger" phrases changed the text."""
+    idiom_present, present_now = present
+    idioms = _IDIOM_SET.regex("idioms", idiom_present)
     if idioms is not None:
-        norm = idioms.sub(" ", norm)
-    present = _SIGNAL_SET.present(norm)
-    not_danger = _SIGNAL_SET.regex("not_danger", present)
+        changed = idioms.sub(" ", norm)
+        if changed != norm:
+            norm, present_now = changed, _SIGNAL_SET.present(changed)
+    not_danger = _SIGNAL_SET.regex("not_danger", present_now)
     if not_danger is not None:
         changed = not_danger.sub(" ", norm)
         if changed != norm:
-            norm, present = changed, _SIGNAL_SET.present(changed)
+            norm, present_now = changed, _SIGNAL_SET.present(changed)
+    strong, plain = _signal_patterns(present_now & _SIGNAL_RELEVANT)
+    return _judge(norm, strong, plain)
+
+
+_SIGNAL_RELEVANT = reduce(or_, _SIGNAL_SET.relevant.values(), 0)
+
+_Patterns = dict[str, re.Pattern[str] | None]
+
+
+@lru_cache(maxsize=4096)
+def _signal_patterns(present: int) -> tuple[_Patterns, _Patterns]:
+    """The strong and plain alternations per category that can match (shared; read only)."""
     strong = {cat: _SIGNAL_SET.regex(f"strong:{cat}", present) for cat in STRONG}
     plain = {cat: _SIGNAL_SET.regex(f"plain:{cat}", present) for cat in PLAIN}
-    return _judge(norm, strong, plain)
+    return strong, plain
 
 
 def _judge(

@@ -161,12 +161,25 @@ class Triggers:
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.requirements = [required_literals(p) for p in patterns]
-        words = sorted({w for req in self.requirements for cand in req for w in cand})
-        bit = {w: 1 << i for i, w in enumerate(words)}
+        self.words = words = sorted({w for req in self.requirements for cand in req for w in cand})
+        self._bit = bit = {w: 1 << i for i, w in enumerate(words)}
         #: a literal found at a position implies every literal that is a prefix of it
-        self._implies = {w: sum(bit[v] for v in words if w.startswith(v)) for w in words}
+        self._implies = {w: self.implied(w) for w in words}
         self._masks = [[sum(bit[w] for w in cand) for cand in req] for req in self.requirements]
-        self._scan = re.compile(f"(?=({_trie_regex(words)}))") if words else None
+        self._scan = _scanner(words)
+
+    def implied(self, found: str) -> int:
+        """The literals that occur where ``found`` (any string) occurs: its prefixes."""
+        bit = self._bit
+        return sum(bit.get(found[:end], 0) for end in range(1, len(found) + 1))
+
+    def relevant(self, indices: Sequence[int]) -> int:
+        """Every literal that :meth:`possible` looks at for ``indices``."""
+        mask = 0
+        for i in indices:
+            for m in self._masks[i]:
+                mask |= m
+        return mask
 
     def present(self, text: str) -> int:
         """A bit mask of the literals that occur in ``text``."""
@@ -194,6 +207,37 @@ class Triggers:
         return tuple(i for i in indices if all(m & present for m in masks[i]))
 
 
+def _scanner(words: Sequence[str]) -> re.Pattern[str] | None:
+    """Finds, at each position of a text, the longest of ``words`` that starts there. Every
+    word that occurs at that position is a prefix of that one (so one scan sees them all)."""
+    return re.compile(f"(?=({_trie_regex(words)}))") if words else None
+
+
+class Scan:
+    """:meth:`PatternSet.present` for several pattern sets in one pass over the text."""
+
+    def __init__(self, sets: Sequence[PatternSet]) -> None:
+        triggers = [s.triggers for s in sets]
+        words = sorted({w for t in triggers for w in t.words})
+        self._implies = {w: tuple(t.implied(w) for t in triggers) for w in words}
+        self._none = (0,) * len(sets)
+        self._scan = _scanner(words)
+
+    def present(self, text: str) -> tuple[int, ...]:
+        """For each set, what its :meth:`PatternSet.present` gives for ``text``."""
+        if self._scan is None:
+            return self._none
+        found = set(self._scan.findall(text))
+        if not found:
+            return self._none
+        implies = self._implies
+        masks = list(self._none)
+        for word in found:
+            for k, mask in enumerate(implies[word]):
+                masks[k] |= mask
+        return tuple(masks)
+
+
 def alternation(patterns: Sequence[str]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns))
 
@@ -212,21 +256,31 @@ class PatternSet:
             start += len(patterns)
         self._union = {name: self.triggers.union(r) for name, r in self._indices.items()}
         self.full = {name: alternation(p) for name, p in self.patterns.items()}
+        #: what possible() and regex() give depends only on these bits of ``present``
+        self.relevant = {name: self.triggers.relevant(r) for name, r in self._indices.items()}
         self._reduced = lru_cache(maxsize=2048)(self._compile)
+        self._possible = lru_cache(maxsize=4096)(self._possible_uncached)
+        self._regex = lru_cache(maxsize=4096)(self._regex_uncached)
 
     def present(self, text: str) -> int:
         return self.triggers.present(text)
 
     def possible(self, name: str, present: int) -> tuple[int, ...]:
         """Positions (within the group) of the patterns that can match."""
+        return self._possible(name, present & self.relevant[name])
+
+    def regex(self, name: str, present: int) -> re.Pattern[str] | None:
+        """The group's alternation without the patterns that cannot match; ``None`` if empty."""
+        return self._regex(name, present & self.relevant[name])
+
+    def _possible_uncached(self, name: str, present: int) -> tuple[int, ...]:
         union = self._union[name]
         if union is not None and not union & present:
             return ()
         indices = self._indices[name]
         return tuple(i - indices.start for i in self.triggers.possible(present, indices))
 
-    def regex(self, name: str, present: int) -> re.Pattern[str] | None:
-        """The group's alternation without the patterns that cannot match; ``None`` if empty."""
+    def _regex_uncached(self, name: str, present: int) -> re.Pattern[str] | None:
         which = self.possible(name, present)
         if not which:
             return None

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from benchmarks.moderation_eval import load_abuse, load_crisis
 from moderation import abuse, analyse, crisis, pii
 from moderation.normalise import normalise
-from moderation.prefilter import PatternSet, required_literals
+from moderation.prefilter import PatternSet, Scan, required_literals
 
 SENTENCES = [text for _, _, text in load_crisis() + load_abuse()]
 WORDS = sorted({w for text in SENTENCES for w in text.split()})
@@ -126,3 +126,34 @@ def test_phone_numbers_split_by_words_are_looked_at_like_the_matcher_does() -> N
     ]
     for text in texts:
         assert pii.find_pii(text) == pii.find_pii(text, prefilter=False), text
+
+
+def test_one_scan_finds_what_each_pattern_set_finds() -> None:
+    """Scan over several pattern sets gives, per set, exactly that set's own present()."""
+    scan = Scan(PATTERN_SETS)
+    texts = [normalise(t) for t in SENTENCES]
+    texts += [crisis._IDIOMS.sub(" ", t) for t in texts] + WORDS + ["", "zelfmoordpreventie"]
+    for text in texts:
+        assert scan.present(text) == tuple(s.present(text) for s in PATTERN_SETS), text
+
+
+def test_possible_and_regex_depend_only_on_the_relevant_literals() -> None:
+    """A group's possible() and regex() are the same with all literals or only its own."""
+    for pattern_set in PATTERN_SETS:
+        for text in SENTENCES[::7]:
+            present = pattern_set.present(normalise(text))
+            for name in pattern_set.patterns:
+                own = present & pattern_set.relevant[name]
+                assert pattern_set.possible(name, present) == pattern_set._possible_uncached(
+                    name, own
+                )
+                assert pattern_set.possible(name, present) == pattern_set._possible_uncached(
+                    name, present
+                )
+
+
+def test_a_signal_that_taking_out_an_idiom_joins_together_is_seen() -> None:
+    """Text left after taking out an idiom or a "not danger" phrase is scanned again."""
+    for text in ["ik wil nietga dood van het lachenmeer", "ik wil nietnot safe drivingmeer"]:
+        assert analyse(text) == analyse(text, prefilter=False)
+        assert analyse(text).crisis_categories == ("suicide",)
