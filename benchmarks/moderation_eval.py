@@ -2,6 +2,9 @@
 
 python -m benchmarks.moderation_eval
 
+The last lines time analyse() (µs per message), also against a raw baseline measured in the
+same run: casefold plus one precompiled regex search, the least any check of a message costs.
+
 Sets (``tests/moderation/data/``, tab-separated ``label  lang  text``):
 
 * ``crisis_labelled.tsv``: the tuning set, the sentences the crisis rules were written against;
@@ -23,6 +26,7 @@ Sets (``tests/moderation/data/``, tab-separated ``label  lang  text``):
 from __future__ import annotations
 
 import csv
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -137,6 +141,7 @@ def main() -> None:
     texts = [t for _, _, t in crisis_sets["all"] + abuse] * 10
     per_call = _time_per_call(texts, prefilter=True)
     print(f"analyse(): {per_call * 1e6:.0f} µs per message (mean over {len(texts)})")
+    _speed_against_raw([t for _, _, t in crisis_sets["all"] + abuse])
     exhaustive = _time_per_call(texts, prefilter=False)
     print(f"analyse(prefilter=False): {exhaustive * 1e6:.0f} µs per message (every pattern run)")
     for name, text in CHAT_SENTENCES.items():
@@ -155,6 +160,35 @@ CHAT_SENTENCES = {
     "with a phone number": "bel me op 0612345678 vanavond",
     "crisis signal": "ik weet het echt niet meer, ik wil gewoon dood en niemand snapt me",
 }
+
+
+#: The least any check of a message costs: lower-case it and run one precompiled regex.
+_RAW = re.compile(r"zelfmoord|suicide|kill (myself|yourself)|\bdood\b")
+
+
+def _raw_baseline(text: str) -> bool:
+    return _RAW.search(text.casefold()) is not None
+
+
+def _speed_against_raw(texts: Sequence[str], rounds: int = 7) -> None:
+    """µs per analyse() over ``texts`` against the raw baseline in the same run (best of
+    ``rounds``, alternating, so both see the same machine load)."""
+    best_analyse = best_raw = float("inf")
+    for _ in range(rounds):
+        best_raw = min(best_raw, _time_calls(texts, _raw_baseline))
+        best_analyse = min(best_analyse, _time_calls(texts, analyse))
+    print(
+        f"analyse(): {best_analyse * 1e6:.1f} µs per message over the {len(texts)} labelled "
+        f"sentences; raw baseline (casefold + one regex search): {best_raw * 1e6:.2f} µs; "
+        f"ratio {best_analyse / best_raw:.1f}x (best of {rounds})"
+    )
+
+
+def _time_calls(texts: Sequence[str], call: Callable[[str], object]) -> float:
+    began = time.perf_counter()
+    for text in texts:
+        call(text)
+    return (time.perf_counter() - began) / len(texts)
 
 
 def _time_per_call(texts: Sequence[str], *, prefilter: bool) -> float:

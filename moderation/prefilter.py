@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, reduce
+from operator import or_
 from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
@@ -219,7 +220,16 @@ class Scan:
     def __init__(self, sets: Sequence[PatternSet]) -> None:
         triggers = [s.triggers for s in sets]
         words = sorted({w for t in triggers for w in t.words})
-        self._implies = {w: tuple(t.implied(w) for t in triggers) for w in words}
+        #: each set's bits side by side in one int: set k's mask is (joined >> shift) & width
+        self._layout: list[tuple[int, int]] = []
+        shift = 0
+        for t in triggers:
+            self._layout.append((shift, (1 << len(t.words)) - 1))
+            shift += len(t.words)
+        self._implies = {
+            w: sum(t.implied(w) << at for t, (at, _) in zip(triggers, self._layout, strict=True))
+            for w in words
+        }
         self._none = (0,) * len(sets)
         self._scan = _scanner(words)
 
@@ -230,12 +240,8 @@ class Scan:
         found = set(self._scan.findall(text))
         if not found:
             return self._none
-        implies = self._implies
-        masks = list(self._none)
-        for word in found:
-            for k, mask in enumerate(implies[word]):
-                masks[k] |= mask
-        return tuple(masks)
+        joined = reduce(or_, map(self._implies.__getitem__, found))
+        return tuple((joined >> at) & width for at, width in self._layout)
 
 
 def alternation(patterns: Sequence[str]) -> re.Pattern[str]:
