@@ -102,7 +102,13 @@ async def _open(
     request[UPGRADED] = True
     sockets.all.add(ws)
     chosen = Subprotocol(ws.ws_protocol) if ws.ws_protocol else Subprotocol.JSON
-    conn = Connection(ws, chosen, settings.limits.send_queue_max, request.app[SERVICE].node_id)
+    conn = Connection(
+        ws,
+        chosen,
+        settings.limits.send_queue_max,
+        request.app[SERVICE].node_id,
+        transport=request.protocol,
+    )
     if not admitted:
         log.warning("too_many_connections_from_one_address")
         conn.close(CloseCode.TOO_MANY, "too many connections")
