@@ -115,6 +115,10 @@ class VisitorLink:
         self.warned_closing = False
 
 
+#: (handling times, places on shift, free places, abandonment share, ages, wrap-up left)
+WaitFigures = tuple[list[float], int, int, float, list[float], list[float]]
+
+
 class Hub:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -144,6 +148,16 @@ class Hub:
         self.assumed_handling_seconds = 900.0
         #: Waiting visitors are looked at this often even when nothing changed (closing).
         self.recheck_seconds = 30.0
+        #: Seconds the figures behind waiting estimates are used again: one read touches
+        #: every staff hash and every active conversation, and a burst of arrivals would
+        #: otherwise read them once per visitor. Whatever changes the places (a status,
+        #: an assignment, an end, a requeue or transfer) has them read afresh.
+        self.figures_seconds = 1.0
+        self._figures: tuple[float, WaitFigures] | None = None
+        self._figures_lock = asyncio.Lock()
+        self._figures_changes = 0
+        #: Times the figures were read from Redis (tests and benchmarks look).
+        self.figures_reads = 0
 
     # -- registry -----------------------------------------------------------------
     def add_visitor(self, link: VisitorLink) -> None:
@@ -312,6 +326,7 @@ class Hub:
         self._overview_due.set()
 
     async def _on_assigned(self, ev: Event) -> None:
+        self.figures_changed()
         conv, staff_id = ev.data["c"], ev.data["s"]
         link = self.visitors.get(conv)
         meta = None
@@ -370,6 +385,7 @@ class Hub:
                 conn.seqs[conversation_id] = history[-1].seq
 
     async def _on_ended(self, ev: Event) -> None:
+        self.figures_changed()
         conv, reason = ev.data["c"], ev.data["r"]
         frame = Outgoing({"type": "ended", "conversation_id": conv, "reason": reason})
         link = self.visitors.get(conv)
@@ -420,6 +436,7 @@ class Hub:
                     conn.send(frame)
 
     async def _on_status(self, ev: Event) -> None:
+        self.figures_changed()
         self.on_assignable()
         self._overview_due.set()
 
@@ -459,6 +476,7 @@ class Hub:
                 self.unfollow(conv, conn)
 
     async def _on_requeued(self, ev: Event) -> None:
+        self.figures_changed()
         conv, old = ev.data["c"], ev.data["s"]
         self._release_staff(conv, old, "transferred")
         link = self.visitors.get(conv)
@@ -477,6 +495,7 @@ class Hub:
         self._overview_due.set()
 
     async def _on_transferred(self, ev: Event) -> None:
+        self.figures_changed()
         conv, old, new = ev.data["c"], ev.data["from"], ev.data["to"]
         self._release_staff(conv, old, "transferred")
         link = self.visitors.get(conv)
@@ -584,6 +603,40 @@ class Hub:
         for conn in targets:
             conn.send(frame)
 
+    async def wait_figures(self, now: float) -> WaitFigures:
+        """Handling times, places on shift, free places, abandonment, conversation ages and
+        wrap-up left, as of ``now``: read at most once per ``figures_seconds`` (concurrent
+        callers share one read); ages and wrap-up are moved on by the time since."""
+        async with self._figures_lock:
+            cached = self._figures
+            if cached is None or not 0 <= now - cached[0] < self.figures_seconds:
+                changes = self._figures_changes
+                self.figures_reads += 1
+                handling = await self.store.handling_times()
+                servers, free, ages, wrapup = await self.store.shift_places(now)
+                abandon = await self.store.abandon_share()
+                cached = (now, (handling, servers, free, abandon, ages, wrapup))
+                # kept only if nothing changed while it was read (else it may be older)
+                self._figures = cached if changes == self._figures_changes else None
+        at, (handling, servers, free, abandon, ages, wrapup) = cached
+        if now == at:
+            return cached[1]
+        gone = now - at
+        left = [w - gone for w in wrapup]
+        free += sum(1 for w in left if w <= 0)
+        return (
+            handling,
+            servers,
+            free,
+            abandon,
+            [a + gone for a in ages],
+            [w for w in left if w > 0],
+        )
+
+    def figures_changed(self) -> None:
+        self._figures = None
+        self._figures_changes += 1
+
     async def _tell_places(
         self, total: int, here: list[tuple[int, VisitorLink]], force: VisitorLink | None
     ) -> None:
@@ -591,9 +644,7 @@ class Hub:
         if not here:
             return
         now = self.clock()
-        handling = await self.store.handling_times()
-        servers, free, ages, wrapup = await self.store.shift_places(now)
-        abandon = await self.store.abandon_share()
+        handling, servers, free, abandon, ages, wrapup = await self.wait_figures(now)
         closes_at = self.closes_at()
         # one sweep over the positions, not one search per visitor
         last = max(position for position, _ in here)

@@ -1,0 +1,37 @@
+"""The figures behind waiting estimates are read once for a burst of arrivals, and afresh
+after anything that changes the places (here: an assignment)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatserver.appkeys import SERVICE
+from tests.helpers import LiveServer
+
+
+async def test_a_burst_of_arrivals_shares_one_read(server: LiveServer) -> None:
+    """30 visitors arriving at once while nobody is free: each is told its place and an
+    estimate, and the staff and conversation hashes are read a few times, not 30."""
+    hub = server.app[SERVICE].hub
+    anna = await server.staff("anna")
+    _first, _ = await server.visitor("Voorste")
+    await anna.expect("assigned")  # anna (capacity 1) is now full
+    before = hub.figures_reads
+    joined = await asyncio.gather(*(server.visitor(f"Wacht{i}") for i in range(30)))
+    places = sorted([(await v.expect("queued"))["position"] for v, _ in joined])
+    assert places == list(range(1, 31))
+    assert 1 <= hub.figures_reads - before <= 5
+
+
+async def test_an_assignment_has_the_figures_read_again(server: LiveServer) -> None:
+    """A visitor arriving right after another was assigned is estimated on the places
+    left after that assignment (not on cached figures from before it)."""
+    hub = server.app[SERVICE].hub
+    anna = await server.staff("anna")
+    await server.visitor("Eerste")
+    await anna.expect("assigned")
+    before = hub.figures_reads
+    second, _ = await server.visitor("Tweede")
+    queued = await second.expect("queued")
+    assert queued["position"] == 1
+    assert hub.figures_reads > before
