@@ -8,7 +8,8 @@ collector holds it.
   ``gc_ms``, the time the collector took within that sleep (so a stall is put down to the
   collector or to our own code at a glance).
 * :meth:`LoopWatch.install_gc` adds a ``gc.callbacks`` hook timing each collection by
-  generation; one over ``gc_warn_after`` logs ``gc_pause`` (generation, ms, collected).
+  generation; one over ``gc_warn_after`` logs ``gc_pause`` (generation, ms, collected, and
+  cpu_ms: this thread's CPU time in it; much less than ms means the CPU was taken away).
 
 Both are histograms kept in this process (plain numbers, no lock: a gc callback may run in
 the middle of anything) and reach ``/metrics`` through :meth:`LoopWatch.collect` as
@@ -78,7 +79,7 @@ class LoopWatch:
         self.lag = Histogram(LAG_BUCKETS)
         self.gc_pauses = {generation: Histogram(GC_BUCKETS) for generation in range(3)}
         self.gc_seconds = 0.0  # all collections so far: a sleep's share is the difference
-        self._gc_start = 0.0
+        self._gc_start = self._gc_cpu_start = 0.0
 
     async def run(self) -> None:
         """Measure the loop's lateness until cancelled."""
@@ -99,6 +100,7 @@ class LoopWatch:
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._gc_start = time.perf_counter()
+            self._gc_cpu_start = time.thread_time()
             return
         pause = time.perf_counter() - self._gc_start
         generation = int(info.get("generation", 2))
@@ -109,6 +111,7 @@ class LoopWatch:
                 "gc_pause",
                 generation=generation,
                 ms=round(pause * 1000, 1),
+                cpu_ms=round((time.thread_time() - self._gc_cpu_start) * 1000, 1),
                 collected=int(info.get("collected", 0)),
             )
 

@@ -68,6 +68,7 @@ def test_a_forced_collection_is_timed_by_generation_and_logged_when_long() -> No
     pauses = [e for e in logs if e["event"] == "gc_pause"]
     assert len(pauses) == 1 and pauses[0]["generation"] == 2
     assert pauses[0]["collected"] == collected >= 1000
+    assert set(pauses[0]) == {"event", "log_level", "generation", "ms", "cpu_ms", "collected"}
     gc.collect()  # after uninstall_gc: not timed
     assert watch.gc_pauses[2].count == 1
 
