@@ -78,6 +78,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app[STORE].says.aclose()
         await text.aclose()
         await binary.aclose()
         await subscriber.aclose()

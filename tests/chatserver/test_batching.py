@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatserver.events import unpack_entry
 from chatserver.keys import Keys
@@ -32,24 +33,30 @@ async def say(store: Store, conv: str, n: int, ref: str | None = None) -> int:
     return result.seq
 
 
-async def test_concurrent_says_are_pipelined_and_each_gets_its_own_seq(store: Store) -> None:
-    """200 says made in one turn: far fewer pipelines than calls, seqs 1..200 once each,
-    and the stored list holds every text at the seq its caller was told."""
-    await say(store, "warm-up", 0)  # the script is loaded
+async def test_concurrent_says_are_batched_and_each_gets_its_own_seq(store: Store) -> None:
+    """200 says made in one turn go out in one or two writes; seqs 1..200 once each, and
+    the stored list holds every text at the seq its caller was told."""
+    await say(store, "warm-up", 0)  # connected, script loaded
+    calls, batches = store.says.calls, store.says.batches
     seqs = await asyncio.gather(*(say(store, "conv-a", i) for i in range(200)))
     assert sorted(seqs) == list(range(1, 201))
-    assert store.says.calls == 201
-    assert 1 <= store.says.pipelines <= 2
+    assert store.says.calls - calls == 200
+    assert 1 <= store.says.batches - batches <= 2
     stored = await store.messages("conv-a")
     assert [m.text for m in stored] == [f"message {i}" for i in range(200)]
     by_seq = {m.seq: m.text for m in stored}
     assert all(by_seq[seq] == f"message {i}" for i, seq in enumerate(seqs))
 
 
-async def test_a_lone_say_is_a_plain_call(store: Store) -> None:
-    """One say with nobody else in its turn uses no pipeline."""
-    assert await say(store, "conv-b", 0) == 1
-    assert (store.says.calls, store.says.pipelines) == (1, 0)
+async def test_says_of_later_turns_are_pipelined_behind_unanswered_ones(store: Store) -> None:
+    """Says made one turn after another (each written before the one before it was
+    answered) are answered in order, each with its own seq."""
+    tasks = []
+    for i in range(20):
+        tasks.append(asyncio.create_task(say(store, "conv-b", i)))
+        await asyncio.sleep(0)
+    assert await asyncio.gather(*tasks) == list(range(1, 21))
+    assert store.says.batches >= 2
 
 
 async def test_a_duplicate_ref_in_a_batch_gets_the_first_seq(store: Store) -> None:
@@ -65,7 +72,8 @@ async def test_a_duplicate_ref_in_a_batch_gets_the_first_seq(store: Store) -> No
 async def test_one_failing_call_fails_alone(store: Store) -> None:
     """A call whose script errs (its refs key holds a string) gets that error; the others
     in its batch are stored."""
-    await say(store, "warm-up", 0)  # the script is loaded
+    await say(store, "warm-up", 0)  # connected, script loaded
+    batches = store.says.batches
     await store.rb.set(store.keys.refs("conv-bad"), "not a hash")
     outcomes = await asyncio.gather(
         say(store, "conv-d", 0, "v:x"),
@@ -75,7 +83,7 @@ async def test_one_failing_call_fails_alone(store: Store) -> None:
     )
     assert outcomes[0] == 1 and outcomes[2] == 2
     assert isinstance(outcomes[1], ResponseError)
-    assert store.says.pipelines == 1
+    assert store.says.batches - batches == 1
 
 
 async def test_a_cancelled_opener_does_not_lose_the_others(store: Store) -> None:
@@ -92,7 +100,7 @@ async def test_a_cancelled_opener_does_not_lose_the_others(store: Store) -> None
 
 
 async def test_scripts_are_loaded_again_after_a_script_flush(store: Store) -> None:
-    """NOSCRIPT inside a pipeline (Redis lost its scripts): loaded once, the calls run."""
+    """NOSCRIPT (Redis lost its scripts on a live connection): loaded again, the calls run."""
     await say(store, "conv-f", 0)
     await store.rb.script_flush()
     seqs = await asyncio.gather(*(say(store, "conv-f", i) for i in range(1, 11)))
@@ -114,3 +122,27 @@ async def test_an_unreachable_redis_fails_every_caller() -> None:
     assert all(isinstance(o, RedisConnectionError) for o in outcomes)
     await text.aclose()
     await binary.aclose()
+
+
+async def test_an_unanswered_say_times_out_and_the_next_one_works(store: Store) -> None:
+    """Redis holding writes (CLIENT PAUSE) past the timeout: the waiting callers get a
+    timeout error; once Redis answers again a new say is stored."""
+    store.says.timeout = 0.3
+    await say(store, "conv-h", 0)
+    await asyncio.sleep(0.4)  # the watchdog armed by that say has looked and gone
+    await store.r.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(say(store, "conv-h", i) for i in range(1, 4)), return_exceptions=True),
+        10,
+    )
+    assert all(isinstance(o, RedisTimeoutError) for o in outcomes)
+    await store.r.execute_command("CLIENT", "UNPAUSE")
+    assert await say(store, "conv-h", 9) >= 2
+
+
+async def test_closing_fails_waiting_callers_and_refuses_new_ones(store: Store) -> None:
+    """aclose: a say made afterwards fails at once with a connection error."""
+    await say(store, "conv-i", 0)
+    await store.says.aclose()
+    with pytest.raises(RedisConnectionError):
+        await say(store, "conv-i", 1)
