@@ -253,3 +253,16 @@ class LiveServer:
             await client.send({"type": "status", "state": "available", "capacity": available})
             await client.expect("status")
         return client
+
+
+async def slow_reading_visitor(live: LiveServer, nickname: str) -> tuple[Client, str]:
+    """A visitor whose client buffers one frame at most (``max_queue=1``: a reader that
+    falls behind at once), said hello; returns it and its conversation id."""
+    ws = await websockets.connect(
+        f"{live.ws_base}/ws/visitor",
+        max_queue=1,
+        subprotocols=["chat.v1.json"],  # type: ignore[list-item]
+    )
+    visitor = Client(ws, "chat.v1.json")
+    await visitor.send({"type": "hello", "nickname": nickname})
+    return visitor, (await visitor.expect("welcome"))["conversation_id"]

@@ -12,7 +12,7 @@ import websockets
 
 from chatserver.app import SERVICE
 from tests.chatserver.test_errors import custom_server
-from tests.helpers import Client, eventually
+from tests.helpers import eventually, slow_reading_visitor
 
 SAYS = 2500
 TEXT = "x" * 1990
@@ -27,12 +27,7 @@ async def test_queued_frames_reach_a_slow_reader_in_order(redis_url: str, key_pr
         limits={"send_queue_max": 100_000, "staff_rate": 100000.0, "staff_burst": 100000},
     ) as live:
         counsellor = await live.staff("anna")
-        ws = await websockets.connect(
-            f"{live.ws_base}/ws/visitor", max_queue=1, subprotocols=["chat.v1.json"]
-        )  # type: ignore[list-item]
-        visitor = Client(ws, "chat.v1.json")
-        await visitor.send({"type": "hello", "nickname": "Traag"})
-        conv = (await visitor.expect("welcome"))["conversation_id"]
+        visitor, conv = await slow_reading_visitor(live, "Traag")
         await counsellor.expect("assigned")
         conn = live.app[SERVICE].hub.visitors[conv].conn
 

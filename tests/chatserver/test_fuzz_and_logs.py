@@ -160,7 +160,7 @@ async def test_slow_reader_is_dropped(redis_url: str, key_prefix: str) -> None:
     import asyncio
 
     from chatserver.app import SERVICE
-    from tests.helpers import Client
+    from tests.helpers import slow_reading_visitor
 
     async with custom_server(
         redis_url,
@@ -168,12 +168,7 @@ async def test_slow_reader_is_dropped(redis_url: str, key_prefix: str) -> None:
         limits={"send_queue_max": 8, "staff_rate": 100000.0, "staff_burst": 100000},
     ) as live:
         counsellor = await live.staff("anna")
-        ws = await websockets.connect(
-            f"{live.ws_base}/ws/visitor", max_queue=1, subprotocols=["chat.v1.json"]
-        )  # type: ignore[list-item]
-        visitor = Client(ws, "chat.v1.json")
-        await visitor.send({"type": "hello", "nickname": "Traag"})
-        conv = (await visitor.expect("welcome"))["conversation_id"]
+        visitor, conv = await slow_reading_visitor(live, "Traag")
         await counsellor.expect("assigned")
 
         async def drain() -> None:
