@@ -64,6 +64,7 @@ class ScriptBatcher:
         #: Calls written and not answered yet, oldest first: (future, when written).
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Future[None]] = set()
         self.closed = False
         #: Calls made, and writes (batches) they went out in (benchmarks and tests read).
         self.calls = 0
@@ -92,9 +93,9 @@ class ScriptBatcher:
             if self._open is batch:
                 self._open = None
             if len(batch) > 1:  # the others are still sent
-                others = batch[1:]
-                task = asyncio.ensure_future(self._send(others))
-                task.add_done_callback(lambda t: t.exception())
+                task = asyncio.ensure_future(self._send(batch[1:]))
+                self._sending.add(task)  # held until done (the loop keeps weak references)
+                task.add_done_callback(self._sending.discard)
             raise
         if self._open is batch:
             self._open = None
