@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from chatserver.appkeys import SERVICE
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, drain
 
 
 async def test_a_burst_of_arrivals_shares_one_read(server: LiveServer) -> None:
@@ -18,8 +18,14 @@ async def test_a_burst_of_arrivals_shares_one_read(server: LiveServer) -> None:
     await anna.expect("assigned")  # anna (capacity 1) is now full
     before = hub.figures_reads
     joined = await asyncio.gather(*(server.visitor(f"Wacht{i}") for i in range(30)))
-    places = sorted([(await v.expect("queued"))["position"] for v, _ in joined])
+    # a joiner is told its rank at once, and again when a concurrent joiner ranked
+    # ahead of it: the last place each was told is exact
+    await asyncio.gather(*(drain(visitor) for visitor, _ in joined))
+    places = sorted(
+        [next(f for f in reversed(v.seen) if f["type"] == "queued")["position"] for v, _ in joined]
+    )
     assert places == list(range(1, 31))
+    assert all("eta_seconds" in f for v, _ in joined for f in v.seen if f["type"] == "queued")
     assert 1 <= hub.figures_reads - before <= 5
 
 
