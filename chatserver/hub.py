@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import structlog
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatserver.codec import Outgoing
 from chatserver.connection import Connection
@@ -201,21 +202,31 @@ class Hub:
         conn.seqs.pop(conversation_id, None)
 
     # -- listening ------------------------------------------------------------------
+    #: Seconds with nothing on the subscription before it is sent a PING ...
+    listen_ping_seconds: ClassVar[float] = 5.0
+    #: ... and seconds its pong (or anything else) may take before the subscription counts
+    #: as lost: a peer gone silent (a NAT or load balancer that dropped the connection
+    #: without a reset, a frozen network) never fails a read, it just never answers.
+    listen_pong_seconds: ClassVar[float] = 5.0
+
     async def listen(self) -> None:
-        """Subscribe and route, reconnecting with capped exponential backoff."""
+        """Subscribe and route, reconnecting with capped exponential backoff. A subscription
+        that fails, or that stops answering pings, is lost: resubscribe and resync."""
         delay = 0.1
         while not self.stopping:
             pubsub = self.store.subscriber.pubsub()
             self._notice_silent_reconnects(pubsub)
             try:
                 await pubsub.subscribe(self.store.keys.channel)
+                # The reply, before anything counts as subscribed: a new connection into a
+                # silent path takes the SUBSCRIBE and never answers.
+                if await pubsub.get_message(timeout=self.listen_pong_seconds) is None:
+                    raise RedisTimeoutError("the subscription was not confirmed")
                 self.connected = True
                 delay = 0.1
                 await self.resync()
                 self.ready = True
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        await self.dispatch(message["data"])
+                await self._route_while_answering(pubsub)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -226,6 +237,46 @@ class Hub:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _route_while_answering(self, pubsub: Any) -> None:
+        """Route what arrives until the subscription fails, or stays quiet for
+        ``listen_ping_seconds`` and then answers no PING within ``listen_pong_seconds``
+        (raises redis' TimeoutError). A subscribed connection answers PING with a ``pong``
+        message in the stream. One task reads and routes, and only counts what arrives (no
+        timer per message); this one looks at the count now and then."""
+        heard = 0
+
+        async def route() -> None:
+            nonlocal heard
+            async for message in pubsub.listen():
+                heard += 1
+                if message["type"] == "message":
+                    await self.dispatch(message["data"])
+
+        reader = asyncio.create_task(route(), name="event-listener-reader")
+        try:
+            seen = heard
+            while not await self._ended(reader, self.listen_ping_seconds):
+                if heard == seen:
+                    await pubsub.ping()
+                    if await self._ended(reader, self.listen_pong_seconds):
+                        return
+                    if heard == seen:
+                        raise RedisTimeoutError("the subscription answered no ping")
+                seen = heard
+        finally:
+            reader.cancel()
+            await asyncio.wait({reader})
+            if not reader.cancelled():
+                reader.exception()  # retrieved: it ended (or failed) just before the cancel
+
+    @staticmethod
+    async def _ended(reader: asyncio.Task[None], seconds: float) -> bool:
+        """Whether ``reader`` ended within ``seconds``; its error, if any, is raised."""
+        done, _ = await asyncio.wait({reader}, timeout=seconds)
+        if done:
+            reader.result()
+        return bool(done)
 
     def _notice_silent_reconnects(self, pubsub: Any) -> None:
         """redis-py reconnects a pub/sub connection and resubscribes by itself, without
