@@ -16,7 +16,9 @@ No ``health_check_interval``: it only PINGs before a command on a connection idl
 while, which costs a round trip and detects nothing a failing command does not (a dead
 connection fails, is reconnected and the command retried); a pub/sub ``listen`` blocks in a
 read, so the PING never runs while the channel is quiet and it does not watch the event
-listener either. A Redis that goes away closes its sockets, and that is what ends ``listen``.
+listener either, nor does it ever time out a missing pong. A Redis that goes away closes its
+sockets, and that ends ``listen``; a path that goes silent instead is noticed by
+:meth:`chatserver.hub.Hub.listen`'s own PING and pong timeout.
 """
 
 from __future__ import annotations
