@@ -161,6 +161,13 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response(
             {"status": "unavailable", "reason": "redis unreachable"}, status=503
         )
+    service = request.app.get(SERVICE)
+    if service is None or not service.hub.ready:
+        # Redis answers, but this process hears no events (subscribing, catching up, or its
+        # subscription went silent): it cannot deliver live, and answers writes unavailable.
+        return web.json_response(
+            {"status": "unavailable", "reason": "event listener not subscribed"}, status=503
+        )
     return web.json_response({"status": "ready"})
 
 

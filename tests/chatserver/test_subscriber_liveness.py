@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import structlog
 
@@ -138,6 +139,11 @@ def settings_for(key_prefix: str) -> Settings:
     return replace(settings, server=replace(settings.server, key_prefix=key_prefix))
 
 
+async def readyz(live: LiveServer) -> tuple[int, str | None]:
+    async with aiohttp.ClientSession() as http, http.get(f"{live.base}/readyz") as r:
+        return r.status, (await r.json()).get("reason")
+
+
 def lost(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == "event_listener_lost"]
 
@@ -164,8 +170,10 @@ async def test_silent_subscription_is_lost_resubscribed_and_resynced(
             first = await answer_to(visitor, "b")
             await eventually(lambda: not hub.ready, 15, what="the silent subscription is lost")
             assert lost(logs) and lost(logs)[0]["error"] == "TimeoutError"
+            assert await readyz(live) == (503, "event listener not subscribed")
             proxy.restore()
             await eventually(lambda: hub.ready, 30, what="subscribed and caught up again")
+            assert await readyz(live) == (200, None)
             seq = await say_until_acked(visitor, said)  # the same ref: stored once
             assert seq == 2 and (first["type"] == "error" or first["seq"] == 2)
             got = await counsellor.expect("message", timeout=15, skip=("queue", "notice", "status"))
