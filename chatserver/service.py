@@ -36,6 +36,10 @@ log = structlog.get_logger("chatserver.service")
 
 DAY = 86400
 
+#: Waiting visitors one plan looks at, from the head of the queue. A plan that claimed
+#: all it planned from a full snapshot is followed by another at once: more wait behind.
+ASSIGN_SNAPSHOT = 200
+
 #: An unrecorded drop whose replay fails this often (not for want of Redis) is given up.
 REPLAY_ATTEMPTS = 3
 
@@ -127,10 +131,16 @@ class Service:
                 await asyncio.sleep(0.5)
 
     async def assign_pass(self) -> int:
-        """Plan with the pure policy, claim atomically; again while claims fail."""
+        """Plan with the pure policy, claim atomically; again while claims fail, and
+        again while a plan took a whole snapshot (more visitors wait behind it).
+
+        A plan's claims go to Redis together, in plan order (crisis first); each re-checks
+        its preconditions, so one that fails (the visitor left, the place went) is only
+        counted, the others still happen, and the next attempt plans afresh."""
         claimed = 0
-        for _attempt in range(5):
-            waiting = await self.store.waiting_snapshot()
+        failures = 0
+        while failures < 5:
+            waiting = await self.store.waiting_snapshot(ASSIGN_SNAPSHOT)
             if not waiting:
                 return claimed
             counsellors = await self.store.available_snapshot()
@@ -144,10 +154,15 @@ class Service:
             plan = plan_assignments(waiting, counsellors, now, self.policy)
             if not plan:
                 return claimed
+            results = await self.store.claim_all(
+                [(p.conversation_id, p.staff_id) for p in plan], now
+            )
+            error: RedisError | None = None
             failed = 0
-            for pairing in plan:
-                name = (await self.store.staff_state(pairing.staff_id)).get("name", "")
-                if await self.store.claim(pairing.conversation_id, pairing.staff_id, name, now):
+            for pairing, result in zip(plan, results, strict=True):
+                if isinstance(result, RedisError):
+                    error = error or result
+                elif result:
                     claimed += 1
                     log.info(
                         "assigned",
@@ -156,7 +171,11 @@ class Service:
                     )
                 else:
                     failed += 1
-            if not failed:
+            if error is not None:
+                raise error
+            if failed:
+                failures += 1
+            elif len(waiting) < ASSIGN_SNAPSHOT:
                 return claimed
         return claimed
 

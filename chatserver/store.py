@@ -6,6 +6,7 @@ are msgpack bytes read through a second, binary client on the same pool settings
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any, cast
 import msgpack
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
 
 from chatserver.batching import ScriptBatcher
 from chatserver.events import StoredMessage, event, pack_entry, unpack_entry
@@ -205,6 +207,8 @@ class Store:
         self._inline: dict[str, AsyncScript] = {}
         #: ``say.lua`` calls of one loop turn go to Redis as one pipeline.
         self.says = ScriptBatcher(binary, self._scripts["say"])
+        #: Pipelines of scripts (``claim_all``) only off a cluster, as ``says``.
+        self.pipelined = self.says.pipelined
         #: Sockets this process counts per hashed address (to count them again when a
         #: false reap dropped the counts in Redis).
         self.held_connections: Counter[str] = Counter()
@@ -698,25 +702,70 @@ class Store:
             )
         return out
 
-    async def claim(
-        self, conversation_id: str, staff_id: str, display_name: str, now: float
-    ) -> bool:
+    def _claim_call(
+        self, conversation_id: str, staff_id: str, now: float, *, queue_event: bool
+    ) -> tuple[list[str], list[Any]]:
+        """``claim.lua``'s keys and arguments; without ``queue_event`` the script publishes
+        no ``queue`` event (the caller publishes one for a whole batch)."""
         k = self.keys
+        keys = [
+            k.queue,
+            k.conversation(conversation_id),
+            k.staff_state(staff_id),
+            k.available,
+            k.staff_conversations(staff_id),
+            k.active,
+        ]
         assigned = event("assigned", c=conversation_id, s=staff_id)
-        return bool(
-            await self._run(
-                "claim",
-                [
-                    k.queue,
-                    k.conversation(conversation_id),
-                    k.staff_state(staff_id),
-                    k.available,
-                    k.staff_conversations(staff_id),
-                    k.active,
-                ],
-                [conversation_id, staff_id, now, display_name, k.channel, assigned, event("queue")],
-            )
-        )
+        queue = event("queue") if queue_event else b""
+        return keys, [conversation_id, staff_id, now, k.channel, assigned, queue]
+
+    async def claim(self, conversation_id: str, staff_id: str, now: float) -> bool:
+        """Give a waiting visitor to a counsellor if both still allow it (``claim.lua``
+        re-checks everything; the display name is the counsellor state's own)."""
+        keys, args = self._claim_call(conversation_id, staff_id, now, queue_event=True)
+        return bool(await self._run("claim", keys, args))
+
+    async def claim_all(
+        self, pairings: Sequence[tuple[str, str]], now: float
+    ) -> list[bool | RedisError]:
+        """Claim each (conversation, counsellor) pairing, in this order: the result of each
+        (claimed or not), or the error of its own call.
+
+        One pipeline, not a transaction: every ``claim.lua`` call is atomic and re-checks
+        its preconditions, so a claim that lost its visitor or the counsellor's last place
+        to an earlier one (or to anyone else) is just not claimed, and the rest go on. The
+        claims publish their ``assigned`` events and the pipeline one ``queue`` event after
+        the last (the event only makes every process read the places afresh). On a Redis
+        Cluster one call after the other, each with its own ``queue`` event (redis-py
+        refuses a pipeline of scripts across slots)."""
+        if not pairings:
+            return []
+        if not self.pipelined:
+            out: list[bool | RedisError] = []
+            for conversation_id, staff_id in pairings:
+                try:
+                    out.append(await self.claim(conversation_id, staff_id, now))
+                except ResponseError as exc:  # that call's own error: the others go on
+                    out.append(exc)
+                except RedisError as exc:  # the store went away: the rest are not sent
+                    out += [exc] * (len(pairings) - len(out))
+                    break
+            return out
+        script = self._scripts["claim"]
+        pipe = self.rb.pipeline(transaction=False)
+        for conversation_id, staff_id in pairings:
+            keys, args = self._claim_call(conversation_id, staff_id, now, queue_event=False)
+            await script(keys=keys, args=args, client=pipe)
+        pipe.publish(self.keys.channel, event("queue"))
+        try:
+            *replies, _subscribers = await pipe.execute(raise_on_error=False)
+        except RedisError:
+            # Some claims may have run without the pipeline's queue event after them.
+            with contextlib.suppress(RedisError):
+                await self.publish(event("queue"))
+            raise
+        return [r if isinstance(r, RedisError) else bool(r) for r in replies]
 
     async def set_status(
         self,
