@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import types
 from collections import defaultdict
@@ -154,9 +155,14 @@ class Hub:
         #: otherwise read them once per visitor. Whatever changes the places (a status,
         #: an assignment, an end, a requeue or transfer) has them read afresh.
         self.figures_seconds = 1.0
-        self._figures: tuple[float, WaitFigures] | None = None
+        #: Least seconds between two reads: under a stream of assignments (each one a
+        #: change) the reads would otherwise follow one another without pause.
+        self.figures_min_interval = 0.1
+        #: (as of, figures, changes counted when the read began)
+        self._figures: tuple[float, WaitFigures, int] | None = None
         self._figures_lock = asyncio.Lock()
         self._figures_changes = 0
+        self._figures_read_at = -math.inf  # loop time of the last read
         #: Times the figures were read from Redis (tests and benchmarks look).
         self.figures_reads = 0
 
@@ -656,20 +662,36 @@ class Hub:
 
     async def wait_figures(self, now: float) -> WaitFigures:
         """Handling times, places on shift, free places, abandonment, conversation ages and
-        wrap-up left, as of ``now``: read at most once per ``figures_seconds`` (concurrent
-        callers share one read); ages and wrap-up are moved on by the time since."""
+        wrap-up left, as of ``now``: read at most once per ``figures_seconds``, and afresh
+        once anything changed the places (:meth:`figures_changed`). Callers share reads: a
+        caller takes any read that began after the last change it knew of, so a burst of
+        arrivals during a stream of assignments waits for one read, not one each; reads
+        are at least ``figures_min_interval`` apart. Ages and wrap-up are moved on by the
+        time since the read."""
+        known = self._figures_changes
         async with self._figures_lock:
             cached = self._figures
-            if cached is None or not 0 <= now - cached[0] < self.figures_seconds:
+            if (
+                cached is None
+                or cached[2] < known
+                or not 0 <= now - cached[0] < self.figures_seconds
+            ):
+                loop = asyncio.get_running_loop()
+                pause = self._figures_read_at + self.figures_min_interval - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                self._figures_read_at = loop.time()
                 changes = self._figures_changes
                 self.figures_reads += 1
                 handling = await self.store.handling_times()
                 servers, free, ages, wrapup = await self.store.shift_places(now)
                 abandon = await self.store.abandon_share()
-                cached = (now, (handling, servers, free, abandon, ages, wrapup))
-                # kept only if nothing changed while it was read (else it may be older)
-                self._figures = cached if changes == self._figures_changes else None
-        at, (handling, servers, free, abandon, ages, wrapup) = cached
+                cached = self._figures = (
+                    now,
+                    (handling, servers, free, abandon, ages, wrapup),
+                    changes,
+                )
+        at, (handling, servers, free, abandon, ages, wrapup), _changes = cached
         if now == at:
             return cached[1]
         gone = now - at
@@ -685,7 +707,7 @@ class Hub:
         )
 
     def figures_changed(self) -> None:
-        self._figures = None
+        """The places changed: callers from now on wait for a read that begins after this."""
         self._figures_changes += 1
 
     async def _tell_places(

@@ -41,3 +41,24 @@ async def test_an_assignment_has_the_figures_read_again(server: LiveServer) -> N
     queued = await second.expect("queued")
     assert queued["position"] == 1
     assert hub.figures_reads > before
+
+
+async def test_callers_during_a_stream_of_changes_share_reads(server: LiveServer) -> None:
+    """Twenty callers while the places keep changing, during every read too (a stream of
+    assignments): they share a read begun after the changes each knew of, not one each."""
+    hub = server.app[SERVICE].hub
+    streaming = True
+
+    async def stream_of_changes() -> None:
+        while streaming:
+            hub.figures_changed()
+            await asyncio.sleep(0)
+
+    changes = asyncio.ensure_future(stream_of_changes())
+    await asyncio.sleep(0)
+    before = hub.figures_reads
+    await asyncio.gather(*(hub.wait_figures(hub.clock()) for _ in range(20)))
+    reads = hub.figures_reads - before
+    streaming = False
+    await changes
+    assert 1 <= reads <= 3
