@@ -422,8 +422,10 @@ class Hub:
             return
         self.follow(conversation_id, conn)
         with conn.syncing(conversation_id):
-            history = await self.store.messages(conversation_id)
-            whispers = await self.store.whispers(conversation_id)
+            # at once: the listener waits for these before it routes the next event
+            history, whispers = await asyncio.gather(
+                self.store.messages(conversation_id), self.store.whispers(conversation_id)
+            )
             assigned_at = float(meta.get("assigned") or time.time())
             frame: dict[str, Any] = {
                 "type": "assigned",
