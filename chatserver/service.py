@@ -475,6 +475,11 @@ class Service:
             "crisis_signal", conversation_id=conversation_id, categories=categories, first=first
         )
         if first:
+            # Kept for a supervisor who connects later (supervision.replay_alerts).
+            await self.store.update_conversation(
+                conversation_id,
+                {"crisis_ts": repr(self.clock()), "crisis_categories": ",".join(categories)},
+            )
             await self.store.publish(
                 event(
                     "alert",

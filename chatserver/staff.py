@@ -32,7 +32,7 @@ from chatserver.frames import (
 )
 from chatserver.service import Service
 from chatserver.store import REASSIGN_REFUSALS
-from chatserver.supervision import start_watching, stop_watching
+from chatserver.supervision import replay_alerts, start_watching, stop_watching
 
 log = structlog.get_logger("chatserver.staff")
 
@@ -91,6 +91,8 @@ class StaffSession:
             meta = await self.store.conversation(conv)
             if meta is not None and meta.get("state") == "active":
                 await self.service.hub.send_assigned(self.conn, conv, meta)
+        if m.supervises:  # whoever gets live alerts gets the ones still standing
+            await replay_alerts(self.service, self.conn, m.staff_id)
         self.service.hub.positions_changed()
 
     async def closed(self) -> None:
@@ -172,6 +174,11 @@ class StaffSession:
 
     # -- every role ------------------------------------------------------------------------
     async def _on_status(self, frame: Status) -> None:
+        # The account as it is now: an admin may have changed the display name, skills or
+        # trainee flag since this socket opened; the staff state must not get the old ones.
+        account = await self.store.account_by_id(self.member.staff_id)
+        if account is not None and account.get("role") == self.member.role.value:
+            self.member = StaffMember.from_account(account)
         m = self.member
         extra = {
             "name": m.display_name,
@@ -251,6 +258,11 @@ class StaffSession:
         await self._own(frame.conversation_id)
         await self._audit("help", frame.conversation_id)
         await self.store.add_flags(frame.conversation_id, ("help_requested",))
+        # Kept for a supervisor who connects later (supervision.replay_alerts).
+        await self.store.update_conversation(
+            frame.conversation_id,
+            {"help_ts": repr(self.service.clock()), "help_name": self.member.display_name},
+        )
         await self.store.publish(event("overview"))
         await self.store.publish(
             event(

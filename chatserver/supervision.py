@@ -1,10 +1,13 @@
-"""Supervision actions shared by the staff socket and the hub: watch, audit-first.
+"""Supervision actions shared by the staff socket and the hub: watch, audit-first, and the
+replay of standing alerts to a supervisor who connects.
 
 Every watch, unwatch, whisper, join, take-over, transfer, review and comment is put on the
 audit record *before* it takes effect: a watch is on record before its first frame is sent.
 """
 
 from __future__ import annotations
+
+from typing import Any, cast
 
 import structlog
 
@@ -73,3 +76,90 @@ async def stop_watching(
     if not still:
         await service.store.set_watching(conversation_id, staff_id, False)
     await service.store.publish(event("overview"))
+
+
+#: The conversation fields an alert replay reads (one HMGET per live conversation).
+_ALERT_FIELDS = (
+    "state",
+    "created",
+    "crisis",
+    "crisis_ts",
+    "crisis_categories",
+    "flags",
+    "help_ts",
+    "help_name",
+    "nickname",
+    "counsellor_name",
+)
+
+
+async def standing_alerts(service: Service) -> list[dict[str, Any]]:
+    """The ``alert`` frames still standing, oldest first: one ``crisis`` per live (waiting or
+    active) conversation flagged crisis, one ``help_requested`` per live conversation whose
+    counsellor asked for help. The texts are the live alert's (service.crisis_signal,
+    StaffSession._on_help); each frame carries ``replayed: true``.
+
+    Reads only the queue and the active set (never all conversations ever): two round trips,
+    the ids, then one pipelined HMGET per live conversation."""
+    store = service.store
+    k = store.keys
+    pipe = store.r.pipeline(transaction=False)
+    pipe.zrange(k.queue, 0, -1)
+    pipe.smembers(k.active)
+    waiting, active = cast(tuple[list[str], set[str]], tuple(await pipe.execute()))
+    ids = list(dict.fromkeys([*waiting, *sorted(active)]))
+    if not ids:
+        return []
+    pipe = store.r.pipeline(transaction=False)
+    for cid in ids:
+        pipe.hmget(k.conversation(cid), _ALERT_FIELDS)
+    rows = cast(list[list[str | None]], await pipe.execute())
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for cid, row in zip(ids, rows, strict=True):
+        meta = {name: value or "" for name, value in zip(_ALERT_FIELDS, row, strict=True)}
+        if meta["state"] not in ("waiting", "active"):
+            continue
+        since = float(meta["created"] or 0)
+        if meta["crisis"] == "1":
+            categories = meta["crisis_categories"].replace(",", ", ")
+            text = f"Crisissignaal bij {meta['nickname']} / crisis signal"
+            found.append(
+                (
+                    float(meta["crisis_ts"] or since),
+                    cid,
+                    _replayed("crisis", cid, f"{text} ({categories})" if categories else text),
+                )
+            )
+        if "help_requested" in meta["flags"].split(","):
+            name = meta["help_name"] or meta["counsellor_name"]
+            found.append(
+                (
+                    float(meta["help_ts"] or since),
+                    cid,
+                    _replayed("help_requested", cid, f"{name} vraagt hulp / asks for help"),
+                )
+            )
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [frame for _, _, frame in found]
+
+
+def _replayed(kind: str, conversation_id: str, message: str) -> dict[str, Any]:
+    return {
+        "type": "alert",
+        "kind": kind,
+        "conversation_id": conversation_id,
+        "message": message,
+        "replayed": True,
+    }
+
+
+async def replay_alerts(service: Service, conn: Connection, staff_id: str) -> int:
+    """After a supervisor's ``welcome``: send the alerts still standing (see
+    :func:`standing_alerts`), so one who connects after a crisis signal still learns of it.
+    Returns how many were sent; the log has only the count, never a text."""
+    frames = await standing_alerts(service)
+    for frame in frames:
+        conn.send(frame)
+    if frames:
+        log.info("alerts_replayed", staff_id=staff_id, count=len(frames))
+    return len(frames)

@@ -279,6 +279,7 @@ async def test_trainee_only_while_watched_and_never_crisis(server: LiveServer) -
     _, calm = await server.visitor("Rustig")
     await trainee.nothing(0.5, skip=("queue",))
     sup = await server.staff("bert", role="supervisor", available=None)
+    assert (await sup.expect("alert"))["replayed"] is True  # the standing crisis
     await sup.send({"type": "watch_trainee", "staff_id": tim_id})
     await sup.expect("ack")
     got = await trainee.expect("assigned")
