@@ -1,4 +1,5 @@
-"""The ``chatserver`` command line: serve, staff add, check-text, simulate."""
+"""The ``chatserver`` command line: serve, staff (add, totp, list, disable, enable, passwd,
+set), purge, audit, check-text, simulate."""
 
 from __future__ import annotations
 
@@ -63,6 +64,29 @@ def build_parser() -> argparse.ArgumentParser:
     totp = staff_sub.add_parser("totp", help="give an account a new TOTP second factor")
     totp.add_argument("username")
     _add_store_options(totp)
+    listing = staff_sub.add_parser("list", help="print every staff account as JSON lines")
+    _add_store_options(listing)
+    for name, what in (
+        ("disable", "disable an account: no login, its sessions and sockets ended"),
+        ("enable", "enable a disabled account again"),
+    ):
+        toggle = staff_sub.add_parser(name, help=what)
+        toggle.add_argument("username")
+        _add_store_options(toggle)
+    passwd = staff_sub.add_parser("passwd", help="set a new password (ends its sessions)")
+    passwd.add_argument("username")
+    passwd.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (also when it is not a terminal)",
+    )
+    _add_store_options(passwd)
+    change = staff_sub.add_parser("set", help="change display name, skills or trainee flag")
+    change.add_argument("username")
+    change.add_argument("--display-name")
+    change.add_argument("--skills", help="comma-separated topic ids (empty: none)")
+    change.add_argument("--trainee", action=argparse.BooleanOptionalAction, default=None)
+    _add_store_options(change)
     sub.add_parser("check-text", help="moderation rules on one text per line of stdin")
     purge = sub.add_parser("purge", help="delete transcripts past retention now")
     _add_store_options(purge)
@@ -261,18 +285,43 @@ async def _with_store(
         await binary.aclose()
 
 
-def cmd_staff(args: argparse.Namespace) -> int:
-    from chatserver.auth import AccountExists, Role, add_staff, enable_totp, totp_uri
+def _skills(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
 
-    password = ""
-    if args.staff_command == "add":
-        if args.password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
-        else:
-            password = getpass.getpass("Password: ")
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From standard input with ``--password-stdin`` (``passwd``: also when stdin is not a
+    terminal), else prompted (``passwd``: twice, both must match)."""
+    if args.password_stdin or (args.staff_command == "passwd" and not sys.stdin.isatty()):
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if args.staff_command == "passwd" and getpass.getpass("Again: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    from chatserver.auth import (
+        AccountExists,
+        NoSuchAccount,
+        Role,
+        add_staff,
+        check_skills,
+        enable_totp,
+        totp_uri,
+    )
+
+    if args.staff_command in LIFETIME:
+        return cmd_staff_lifetime(args)
+    try:
+        password = _read_password(args) if args.staff_command == "add" else ""
+    except ValueError as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
 
     async def add(store: Store, settings: Settings) -> None:
-        skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
+        skills = _skills(args.skills)
+        check_skills(skills, _topic_ids(settings))
         member = await add_staff(
             store, args.username, password, Role(args.role), args.display_name, skills, args.trainee
         )
@@ -300,7 +349,72 @@ def cmd_staff(args: argparse.Namespace) -> int:
     except AccountExists:
         print(f"chatserver: an account named {args.username!r} exists already", file=sys.stderr)
         return 1
+    except (ValueError, NoSuchAccount) as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+#: ``staff`` subcommands for an account's lifetime after ``add``.
+LIFETIME = ("list", "disable", "enable", "passwd", "set")
+
+
+def _topic_ids(settings: Settings) -> list[str]:
+    from queueing.topics import topics_for
+
+    return [t.id for t in topics_for(settings.topics)]
+
+
+def cmd_staff_lifetime(args: argparse.Namespace) -> int:
+    """``staff list|disable|enable|passwd|set``: prints JSON, audits each change (actor
+    ``cli``, role ``operator``; ids only); 2 for a bad value or an unknown username."""
+    from chatserver.auth import (
+        NoSuchAccount,
+        public_account,
+        reset_password,
+        set_disabled,
+        update_profile,
+    )
+
+    command = args.staff_command
+    try:
+        password = _read_password(args) if command == "passwd" else ""
     except ValueError as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
+
+    async def run(store: Store, settings: Settings) -> None:
+        if command == "list":
+            for account in sorted(await store.all_accounts(), key=lambda a: a["username"]):
+                print(json.dumps(public_account(account), ensure_ascii=False))
+            return
+        found = await store.account(args.username)
+        if found is None:
+            raise NoSuchAccount(f"no account named {args.username!r}")
+        staff_id = found["id"]
+        if command in ("disable", "enable"):
+            await set_disabled(store, staff_id, command == "disable")
+            action = f"staff_{command}"
+        elif command == "passwd":
+            await reset_password(store, staff_id, password)
+            action = "staff_password"
+        else:
+            await update_profile(
+                store,
+                staff_id,
+                _topic_ids(settings),
+                display_name=args.display_name,
+                skills=None if args.skills is None else _skills(args.skills),
+                trainee=args.trainee,
+            )
+            action = "staff_update"
+        await store.audit("cli", "operator", action, "", {"staff_id": staff_id})
+        print(json.dumps(public_account(await store.account(args.username) or {})))
+
+    try:
+        with redis_for(args.redis_url, args.data_dir, reuse_running=True) as url:
+            asyncio.run(_with_store(args, url, run))
+    except (ValueError, NoSuchAccount) as exc:
         print(f"chatserver: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -505,6 +505,11 @@ class Hub:
                 if conn.session == ev.data["session"]:
                     conn.close(4401, "logged out")
 
+    async def _on_sessions_revoked(self, ev: Event) -> None:
+        """An account was disabled or its password reset: its sockets here close 4401."""
+        for conn in list(self.staff.get(ev.data["s"], ())):
+            conn.close(CloseCode.UNAUTHORISED, "session ended")
+
     async def _on_whisper(self, ev: Event) -> None:
         """Whispers go to the conversation's staff followers only: never a visitor link."""
         conv = ev.data["c"]
@@ -587,6 +592,7 @@ class Hub:
         "status": _on_status,
         "whisper": _on_whisper,
         "logout": _on_logout,
+        "sessions_revoked": _on_sessions_revoked,
         "alert": _on_alert,
         "overview": _on_overview,
         "requeued": _on_requeued,

@@ -2,7 +2,13 @@
 
 Login answers a wrong name and a wrong password alike. Failed logins are counted per
 username and per hashed address for 15 minutes; over the limit the answer is the same 401
-(per name: it does not reveal whether the account exists) or 429 (per address).
+(per name: it does not reveal whether the account exists) or 429 (per address). A disabled
+account gets 403 ``account_disabled`` only with its right password (so that says nothing to
+someone guessing); a wrong one gets the same 401 as ever.
+
+A session is live while its key lasts, its account exists and is not disabled, and the
+account's ``session_gen`` is the one the session was made under (disabling the account or
+resetting its password raises it).
 """
 
 from __future__ import annotations
@@ -83,6 +89,12 @@ async def login(request: web.Request) -> web.Response:
         log.info("login_failed")
         return _json(WRONG, 401)
     member, account = found
+    if member.disabled:
+        log.info("login_refused_disabled", staff_id=member.staff_id)
+        return _json(
+            {"error": "account_disabled", "message": "this account is disabled; ask an admin"},
+            403,
+        )
     refusal = await _second_factor(request, member, account, body.get("otp"))
     if refusal is not None:
         await _count_failure(request, name_key, addr_key)
@@ -90,7 +102,11 @@ async def login(request: web.Request) -> web.Response:
     token = new_session_token()
     auth = settings.auth
     await store.create_session(
-        session_hash(token), member.staff_id, int(auth.session_idle_minutes * 60), time.time()
+        session_hash(token),
+        member.staff_id,
+        int(auth.session_idle_minutes * 60),
+        time.time(),
+        account.get("session_gen", "0"),
     )
     log.info("login", staff_id=member.staff_id)
     response = web.json_response(
@@ -164,21 +180,28 @@ async def member_for_session(
     app: web.Application, token_hash: str, *, refresh: bool = True
 ) -> StaffMember | None:
     """The staff member of a live session, or None. ``refresh`` (a real user action)
-    restarts the idle timeout; a periodic check reads without refreshing."""
+    restarts the idle timeout; a periodic check reads without refreshing. A session of a
+    disabled account, or made before its sessions were revoked, is deleted: None."""
     store = app[STORE]
     auth = app[SETTINGS].auth
     now = time.time()
     absolute = auth.session_absolute_hours * 3600
     if refresh:
-        staff_id = await store.touch_session(
+        found = await store.touch_session(
             token_hash, int(auth.session_idle_minutes * 60), absolute, now
         )
     else:
-        staff_id = await store.session_staff(token_hash, absolute, now)
-    if staff_id is None:
+        found = await store.session_staff(token_hash, absolute, now)
+    if found is None:
         return None
+    staff_id, generation = found
     account = await store.account_by_id(staff_id)
-    return StaffMember.from_account(account) if account else None
+    if account is None:
+        return None
+    if account.get("disabled") == "1" or account.get("session_gen", "0") != generation:
+        await store.delete_session(token_hash)
+        return None
+    return StaffMember.from_account(account)
 
 
 async def logout(request: web.Request) -> web.Response:

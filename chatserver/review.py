@@ -16,11 +16,23 @@ import structlog
 from aiohttp import web
 
 from chatserver.appkeys import SETTINGS, STORE
-from chatserver.auth import AccountExists, Role, StaffMember, add_staff
+from chatserver.auth import (
+    AccountExists,
+    NoSuchAccount,
+    Role,
+    StaffMember,
+    add_staff,
+    check_skills,
+    public_account,
+    reset_password,
+    set_disabled,
+    update_profile,
+)
 from chatserver.login import authenticate
 from chatserver.security import csrf_ok
 from chatserver.store import Store
 from moderation import redact
+from queueing.topics import topics_for
 
 log = structlog.get_logger("chatserver.review")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -153,10 +165,11 @@ async def list_staff(request: web.Request) -> web.Response:
     if isinstance(member, web.Response):
         return member
     accounts = await _store(request).all_accounts()
-    public = ("id", "username", "role", "display_name", "skills", "trainee")
-    return web.json_response(
-        {"staff": [{k: a.get(k, "") for k in public} for a in accounts]}, headers=NO_STORE
-    )
+    return web.json_response({"staff": [public_account(a) for a in accounts]}, headers=NO_STORE)
+
+
+def _topic_ids(request: web.Request) -> list[str]:
+    return [t.id for t in topics_for(request.app[SETTINGS].topics)]
 
 
 async def create_staff(request: web.Request) -> web.Response:
@@ -174,6 +187,7 @@ async def create_staff(request: web.Request) -> web.Response:
         return error(400, "invalid", "username, password, role and display_name are required")
     store = _store(request)
     try:
+        check_skills(skills, _topic_ids(request))
         made = await add_staff(store, username, password, role, display_name, skills, trainee)
     except AccountExists:
         return error(409, "conflict", "that username exists already")
@@ -189,6 +203,102 @@ async def create_staff(request: web.Request) -> web.Response:
     )
 
 
+#: PATCH /api/staff/{staff_id}: field -> the JSON type it takes.
+_CHANGES: dict[str, type] = {"display_name": str, "skills": list, "trainee": bool, "disabled": bool}
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def change_staff(request: web.Request) -> web.Response:
+    """Change an account: display_name, skills (topic ids), trainee, disabled. Disabling
+    revokes every session of it and closes its sockets; an admin cannot disable themself."""
+    member = await staff_or_error(request, lambda m: m.administers)
+    if isinstance(member, web.Response):
+        return member
+    body = await _json_object(request)
+    if body is None:
+        return error(400, "invalid", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(_CHANGES))
+    if unknown or not body:
+        what = f"unknown field {', '.join(unknown)}; " if unknown else ""
+        return error(400, "invalid", f"{what}change one or more of {', '.join(_CHANGES)}")
+    for name, value in body.items():
+        if not isinstance(value, _CHANGES[name]) or (
+            isinstance(value, list) and not all(isinstance(s, str) for s in value)
+        ):
+            kind = "a list of topic ids" if name == "skills" else _CHANGES[name].__name__
+            return error(400, "invalid", f"{name} must be {kind}")
+    staff_id = request.match_info["staff_id"]
+    store = _store(request)
+    if await store.account_by_id(staff_id) is None:
+        return error(404, "not_found", "no staff account with that id")
+    if body.get("disabled") is True and staff_id == member.staff_id:
+        return error(409, "conflict", "you cannot disable your own account")
+    profile = {k: body[k] for k in ("display_name", "skills", "trainee") if k in body}
+    try:
+        if profile:
+            skills = profile.get("skills")
+            await update_profile(
+                store,
+                staff_id,
+                _topic_ids(request),
+                display_name=profile.get("display_name"),
+                skills=tuple(skills) if skills is not None else None,
+                trainee=profile.get("trainee"),
+            )
+            await store.audit(
+                member.staff_id,
+                member.role.value,
+                "staff_update",
+                "",
+                {"staff_id": staff_id, "fields": ",".join(sorted(profile))},
+            )
+        if "disabled" in body:
+            changed = await set_disabled(store, staff_id, body["disabled"])
+            action = "staff_disable" if changed.disabled else "staff_enable"
+            await store.audit(
+                member.staff_id, member.role.value, action, "", {"staff_id": staff_id}
+            )
+    except NoSuchAccount:
+        return error(404, "not_found", "no staff account with that id")
+    except ValueError as exc:
+        return error(400, "invalid", str(exc))
+    account = await store.account_by_id(staff_id) or {}
+    log.info("staff_changed", staff_id=staff_id, fields=sorted(body))
+    return web.json_response(public_account(account), headers=NO_STORE)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    """Set a new password for an account (the rules of staff creation); revokes every
+    session of it and closes its sockets."""
+    member = await staff_or_error(request, lambda m: m.administers)
+    if isinstance(member, web.Response):
+        return member
+    body = await _json_object(request)
+    password = body.get("password") if body is not None else None
+    if not isinstance(password, str):
+        return error(400, "invalid", "password (string) is required")
+    staff_id = request.match_info["staff_id"]
+    store = _store(request)
+    try:
+        await reset_password(store, staff_id, password)
+    except NoSuchAccount:
+        return error(404, "not_found", "no staff account with that id")
+    except ValueError as exc:
+        return error(400, "invalid", str(exc))
+    await store.audit(
+        member.staff_id, member.role.value, "staff_password", "", {"staff_id": staff_id}
+    )
+    log.info("staff_password_reset", staff_id=staff_id)
+    return web.json_response({"status": "password changed"}, headers=NO_STORE)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/conversations", list_conversations)
     app.router.add_get("/api/conversations/{conversation_id}", read_conversation)
@@ -196,3 +306,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/audit", read_audit)
     app.router.add_get("/api/staff", list_staff)
     app.router.add_post("/api/staff", create_staff)
+    app.router.add_patch("/api/staff/{staff_id}", change_staff)
+    app.router.add_post("/api/staff/{staff_id}/password", change_password)

@@ -264,28 +264,58 @@ class Store:
             pipe.hgetall(self.keys.account(name))
         return [a for a in (await pipe.execute() if names else []) if a]
 
+    async def change_account(
+        self, staff_id: str, fields: dict[str, str], *, revoke_sessions: bool
+    ) -> dict[str, str] | None:
+        """Set fields of an existing account (never makes one) and, with
+        ``revoke_sessions``, raise its ``session_gen`` in the same transaction: every
+        session made before is dead. The account as it is now, or None if there is none."""
+        username = cast(str | None, await self.r.hget(self.keys.staff_index, staff_id))
+        key = self.keys.account(username) if username else None
+        if key is None or not await self.r.exists(key):
+            return None
+        pipe = self.r.pipeline(transaction=True)
+        if fields:
+            pipe.hset(key, mapping=cast(Any, fields))
+        if revoke_sessions:
+            pipe.hincrby(key, "session_gen", 1)
+        pipe.hgetall(key)
+        return cast(dict[str, str], (await pipe.execute())[-1])
+
+    async def refresh_staff_state(self, staff_id: str, fields: dict[str, str]) -> None:
+        """Copy changed account fields (``name``, ``skills``, ``trainee``) into the live
+        staff state, if the member has one, so the next assignment uses them."""
+        key = self.keys.staff_state(staff_id)
+        if fields and await self.r.exists(key):
+            await self.r.hset(key, mapping=cast(Any, fields))
+
     async def create_session(
-        self, token_hash: str, staff_id: str, idle_seconds: int, now: float
+        self, token_hash: str, staff_id: str, idle_seconds: int, now: float, generation: str = "0"
     ) -> None:
+        """``generation``: the account's ``session_gen`` when the login read it."""
         key = self.keys.session(token_hash)
-        await self.r.hset(key, mapping={"staff_id": staff_id, "created": now, "seen": now})
+        await self.r.hset(
+            key, mapping={"staff_id": staff_id, "created": now, "seen": now, "gen": generation}
+        )
         await self.r.expire(key, idle_seconds)
 
     async def touch_session(
         self, token_hash: str, idle_seconds: int, absolute_seconds: float, now: float
-    ) -> str | None:
-        """The session's staff id, refreshing its idle timeout; None when gone or too old."""
-        staff_id = await self.session_staff(token_hash, absolute_seconds, now)
-        if staff_id is not None:
+    ) -> tuple[str, str] | None:
+        """The session's staff id and generation, refreshing its idle timeout; None when
+        gone or too old."""
+        found = await self.session_staff(token_hash, absolute_seconds, now)
+        if found is not None:
             key = self.keys.session(token_hash)
             await self.r.hset(key, "seen", now)
             await self.r.expire(key, idle_seconds)
-        return staff_id
+        return found
 
     async def session_staff(
         self, token_hash: str, absolute_seconds: float, now: float
-    ) -> str | None:
-        """The session's staff id without refreshing it; None when gone or too old."""
+    ) -> tuple[str, str] | None:
+        """The session's staff id and generation without refreshing it; None when gone or
+        too old."""
         key = self.keys.session(token_hash)
         data = cast(dict[str, str], await self.r.hgetall(key))
         if not data:
@@ -293,7 +323,7 @@ class Store:
         if now - float(data["created"]) > absolute_seconds:
             await self.r.delete(key)
             return None
-        return data["staff_id"]
+        return data["staff_id"], data.get("gen", "0")
 
     async def delete_session(self, token_hash: str) -> None:
         await self.r.delete(self.keys.session(token_hash))

@@ -177,6 +177,14 @@ HTTP: list[tuple[str, str, Any, dict[str, str]]] = [
         },
         row("403", "403", "201", "401"),
     ),
+    # "{tim}": the trainee's staff id (no session of his is used by the scene).
+    ("PATCH", "/api/staff/{tim}", {"display_name": "Tim"}, row("403", "403", "200", "401")),
+    (
+        "POST",
+        "/api/staff/{tim}/password",
+        {"password": "correct horse 3"},
+        row("403", "403", "200", "401"),
+    ),
     ("GET", "/api/conversations", None, row("200", "200", "403", "401")),
     ("GET", "/api/conversations/{own}", None, row("200", "200", "403", "401")),
     ("GET", "/api/conversations/{other}", None, row("404", "200", "403", "401")),
@@ -336,7 +344,7 @@ async def test_every_role_and_action(role: str, redis_url: str, key_prefix: str)
                 if got != expected[role]:
                     wrong.append(f"{name}: {got}, expected {expected[role]}")
         for method, path, body, expected in HTTP:
-            url = path.format(own=scene.ended["own"], other=scene.ended["other"])
+            url = path.format(own=scene.ended["own"], other=scene.ended["other"], tim=scene.tim)
             got = str(await http_status(server, method, url, token, body))
             if got != expected[role]:
                 wrong.append(f"{method} {path}: {got}, expected {expected[role]}")
