@@ -250,17 +250,28 @@ function closeWatch() {
 
 // ---------------------------------------------------------------- alerts
 
+/** A live alert, or one the server replays after (re)connecting (`replayed: true`, raised
+ * before this socket was there): shown alike, with "eerder" / "earlier" instead of a time, and
+ * only once — an alert already on the list for that conversation and kind is not doubled. */
 function addAlert(frame) {
   const kind = String(frame.kind || "");
+  const replayed = frame.replayed === true;
+  if (replayed && frame.conversation_id && shownAlert(kind, frame.conversation_id)) return;
   const label = ["crisis", "help_requested"].includes(kind) ? t(`alert_${kind}`) : t("alert_other");
   const conversation =
     overview.conversations.find((c) => c.conversation_id === frame.conversation_id) ||
     overview.queue.find((c) => c.conversation_id === frame.conversation_id);
+  const when = replayed
+    ? el("span", { class: "alert__time alert__time--earlier", title: t("alert_earlier_long") }, t("alert_earlier"))
+    : el("span", { class: "alert__time" }, formatClock(nowSeconds(), lang));
   const item = el(
     "div",
-    { class: "alert", dataset: { testid: "alert", kind, conversationId: frame.conversation_id || "" } },
+    {
+      class: replayed ? "alert alert--replayed" : "alert",
+      dataset: { testid: "alert", kind, conversationId: frame.conversation_id || "", ...(replayed && { replayed: "1" }) },
+    },
     el("span", { class: "alert__kind" }, label),
-    el("span", { class: "alert__time" }, formatClock(nowSeconds(), lang)),
+    when,
     el(
       "span",
       { class: "alert__text" },
@@ -293,6 +304,12 @@ function addAlert(frame) {
   ui.alertsList.prepend(item);
   while (ui.alertsList.children.length > MAX_ALERTS) ui.alertsList.lastElementChild.remove();
   updateAlerts();
+}
+
+function shownAlert(kind, conversationId) {
+  return [...ui.alertsList.children].some(
+    (item) => item.dataset.kind === kind && item.dataset.conversationId === conversationId,
+  );
 }
 
 /** The alert in the page's language. The server's text is written in both languages at once
