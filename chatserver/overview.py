@@ -19,9 +19,27 @@ def conversation_flags(meta: dict[str, str]) -> list[str]:
 
 
 async def build_overview(store: Store, now: float) -> dict[str, Any]:
+    """The snapshot in a few round trips, whatever the numbers: the queue, the active set and
+    the accounts, then every hash and watcher count they name in one pipeline. Disabled
+    accounts (volunteers who left) are not listed."""
+    k = store.keys
+    waiting = await store.waiting_snapshot(limit=500)
+    active = await store.active_ids()
+    accounts = [a for a in await store.all_accounts() if a.get("disabled") != "1"]
+    pipe = store.r.pipeline(transaction=False)
+    for visitor in waiting:
+        pipe.hgetall(k.conversation(visitor.conversation_id))
+    for conv in active:
+        pipe.hgetall(k.conversation(conv))
+        pipe.scard(k.watchers(conv))
+    for account in accounts:
+        pipe.hgetall(k.staff_state(account["id"]))
+    replies: list[Any] = await pipe.execute() if waiting or active or accounts else []
+    at = iter(replies)
+
     queue = []
-    for visitor in await store.waiting_snapshot(limit=500):
-        meta = await store.conversation(visitor.conversation_id) or {}
+    for visitor in waiting:
+        meta: dict[str, str] = next(at) or {}
         enqueued = float(meta.get("enqueued") or visitor.enqueued_at)
         queue.append(
             {
@@ -36,11 +54,10 @@ async def build_overview(store: Store, now: float) -> dict[str, Any]:
             }
         )
     conversations = []
-    for conv in await store.active_ids():
-        found = await store.conversation(conv)
-        if found is None or found.get("state") != "active":
+    for conv in active:
+        meta, watchers = next(at), int(next(at))
+        if not meta or meta.get("state") != "active":
             continue
-        meta = found
         started = float(meta.get("assigned") or now)
         conversations.append(
             {
@@ -52,12 +69,12 @@ async def build_overview(store: Store, now: float) -> dict[str, Any]:
                 "started_ts": started,
                 "duration_seconds": round(now - started, 1),
                 "flags": conversation_flags(meta),
-                "watchers": len(await store.watcher_ids(conv)),
+                "watchers": watchers,
             }
         )
     staff = []
-    for account in await store.all_accounts():
-        state = await store.staff_state(account["id"])
+    for account in accounts:
+        state: dict[str, str] = next(at)
         staff.append(
             {
                 "staff_id": account["id"],
