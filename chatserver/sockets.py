@@ -115,6 +115,20 @@ async def _open(
     return ws, conn, address, admitted, counted
 
 
+def receive_timeout(idle_timeout: float, heartbeat: float) -> float | None:
+    """The timeout for each ``receive``, or None where it could never fire.
+
+    Any traffic restarts it, the client's pongs too (aiohttp answers and reads them inside
+    ``receive``). With the heartbeat on, a live client's pong comes within 1.5 heartbeats
+    of its last traffic (aiohttp rounds timers of 5 s or more up to a whole second: 2 s
+    more at most), and a client that stops answering is closed by the heartbeat itself by
+    then: an idle timeout longer than that cannot fire, and is left out (a timer armed and
+    cancelled for every frame, and one held by every idle socket)."""
+    if heartbeat > 0 and idle_timeout > 2 * heartbeat + 2:
+        return None
+    return idle_timeout
+
+
 async def _pump(
     request: web.Request,
     ws: web.WebSocketResponse,
@@ -128,9 +142,10 @@ async def _pump(
     limits = request.app[SETTINGS].limits
     bucket = TokenBucket(rate=rate, burst=burst)
     refused: list[float] = []
+    idle = receive_timeout(limits.idle_timeout_seconds, limits.heartbeat_seconds)
     while not conn.closing:
         try:
-            msg = await ws.receive(timeout=limits.idle_timeout_seconds)
+            msg = await ws.receive(timeout=idle)
         except TimeoutError:
             conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
             break
