@@ -106,10 +106,8 @@ class ScriptBatcher:
         """Write a batch; a failure to connect or write fails its callers."""
         try:
             conn = await self._connection()
-            sha = self.script.sha
-            packed: list[bytes] = []
-            for keys, args, _future in batch:
-                packed += conn.pack_command("EVALSHA", sha, len(keys), *keys, *args)
+            head = b"$7\r\nEVALSHA\r\n" + _bulk(self.script.sha)
+            packed = [evalsha(head, keys, args) for keys, args, _future in batch]
             if not conn.is_connected:  # dropped while we packed
                 raise RedisConnectionError("the say connection was lost")
             now = time.monotonic()
@@ -210,6 +208,27 @@ class ScriptBatcher:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+def _bulk(value: str | bytes | int) -> bytes:
+    """One RESP bulk string: str as UTF-8 (strict, as redis-py's encoder), int in decimal."""
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        data = b"%d" % value
+    else:
+        raise TypeError(f"say.lua takes str, bytes or int, not {type(value).__name__}")
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def evalsha(head: bytes, keys: list[Any], args: list[Any]) -> bytes:
+    """``EVALSHA sha numkeys *keys *args`` as RESP (``head``: the command and sha, packed
+    once per batch); the bytes redis-py's ``pack_command`` joins for it, without its
+    generic encoder (the tests compare the two)."""
+    parts = [_bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)]
+    return b"*%d\r\n%s%s" % (len(parts) + 2, head, b"".join(parts))
 
 
 def _as_redis_error(exc: BaseException) -> RedisError:

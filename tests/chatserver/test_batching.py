@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chatserver.batching import evalsha
 from chatserver.events import unpack_entry
 from chatserver.keys import Keys
 from chatserver.store import Store
@@ -146,3 +151,19 @@ async def test_closing_fails_waiting_callers_and_refuses_new_ones(store: Store) 
     await store.says.aclose()
     with pytest.raises(RedisConnectionError):
         await say(store, "conv-i", 1)
+
+
+@given(
+    keys=st.lists(st.text(max_size=40), max_size=3),
+    args=st.lists(
+        st.one_of(st.text(max_size=200), st.binary(max_size=9000), st.integers()), max_size=7
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_evalsha_packs_what_redis_py_packs(keys: list[str], args: list[Any]) -> None:
+    """The batcher's own RESP packing gives the very bytes of redis-py's pack_command, for
+    any text (UTF-8), bytes (large ones too, which redis-py cuts into pieces) and ints."""
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    theirs = b"".join(Connection().pack_command("EVALSHA", sha, len(keys), *keys, *args))
+    head = b"$7\r\nEVALSHA\r\n" + b"$40\r\n" + sha.encode() + b"\r\n"
+    assert evalsha(head, keys, args) == theirs
