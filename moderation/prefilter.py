@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache, reduce
-from operator import or_
+from functools import lru_cache
 from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser as _p  # type: ignore[attr-defined]
 from typing import Any
+
+import ahocorasick
 
 #: Largest set of strings followed through a run of pattern items before it is cut.
 _LIMIT = 256
@@ -135,28 +136,6 @@ def required_literals(pattern: str) -> list[Strings]:
     return ranked[:3]
 
 
-def _trie_regex(words: Sequence[str]) -> str:
-    """An alternation of ``words`` as a trie, longest word first at each position."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict[str, Any]) -> str:
-        ends = "" in node
-        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if ends:
-            return "(?:" + body + ")?"
-        return body
-
-    return emit(trie)
-
-
 class Triggers:
     """Which of a list of patterns can match a text, judged by their required literals."""
 
@@ -167,7 +146,7 @@ class Triggers:
         #: a literal found at a position implies every literal that is a prefix of it
         self._implies = {w: self.implied(w) for w in words}
         self._masks = [[sum(bit[w] for w in cand) for cand in req] for req in self.requirements]
-        self._scan = _scanner(words)
+        self._scan = _automaton(words, self._implies)
 
     def implied(self, found: str) -> int:
         """The literals that occur where ``found`` (any string) occurs: its prefixes."""
@@ -187,9 +166,8 @@ class Triggers:
         if self._scan is None:
             return 0
         found = 0
-        implies = self._implies
-        for match in self._scan.finditer(text):
-            found |= implies[match.group(1)]
+        for _end, implied in self._scan.iter(text):
+            found |= implied
         return found
 
     def union(self, indices: Sequence[int]) -> int | None:
@@ -208,10 +186,17 @@ class Triggers:
         return tuple(i for i in indices if all(m & present for m in masks[i]))
 
 
-def _scanner(words: Sequence[str]) -> re.Pattern[str] | None:
-    """Finds, at each position of a text, the longest of ``words`` that starts there. Every
-    word that occurs at that position is a prefix of that one (so one scan sees them all)."""
-    return re.compile(f"(?=({_trie_regex(words)}))") if words else None
+def _automaton(words: Sequence[str], implies: Mapping[str, int]) -> Any:
+    """An Aho-Corasick automaton (pyahocorasick) over ``words``: one pass over a text gives
+    every occurrence of every word, each with the mask of what it implies (itself and those
+    of the words that are its prefixes, which occur at the same place)."""
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, implies[word])
+    automaton.make_automaton()
+    return automaton
 
 
 class Scan:
@@ -231,16 +216,17 @@ class Scan:
             for w in words
         }
         self._none = (0,) * len(sets)
-        self._scan = _scanner(words)
+        self._scan = _automaton(words, self._implies)
 
     def present(self, text: str) -> tuple[int, ...]:
         """For each set, what its :meth:`PatternSet.present` gives for ``text``."""
         if self._scan is None:
             return self._none
-        found = set(self._scan.findall(text))
-        if not found:
+        joined = 0
+        for _end, implied in self._scan.iter(text):
+            joined |= implied
+        if not joined:
             return self._none
-        joined = reduce(or_, map(self._implies.__getitem__, found))
         return tuple((joined >> at) & width for at, width in self._layout)
 
 

@@ -157,3 +157,23 @@ def test_a_signal_that_taking_out_an_idiom_joins_together_is_seen() -> None:
     for text in ["ik wil nietga dood van het lachenmeer", "ik wil nietnot safe drivingmeer"]:
         assert analyse(text) == analyse(text, prefilter=False)
         assert analyse(text).crisis_categories == ("suicide",)
+
+
+_LITERALS = sorted({w for s in PATTERN_SETS for w in s.triggers.words})
+_SCAN = Scan(PATTERN_SETS)
+
+
+def _by_search(pattern_set: PatternSet, text: str) -> int:
+    """The literals in ``text``, each looked for on its own (``in``): the plain definition."""
+    return sum(1 << i for i, w in enumerate(pattern_set.triggers.words) if w in text)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_LITERALS), _PIECE), min_size=1, max_size=6))
+def test_the_scan_finds_every_literal_each_search_finds(pieces: list[str]) -> None:
+    """One pass of the automaton finds exactly the literals that a search for each one finds,
+    for every pattern set, alone and scanned together (overlapping and nested ones too)."""
+    text = normalise(" ".join(pieces)) + "".join(pieces)  # pieces side by side, too
+    expected = [_by_search(s, text) for s in PATTERN_SETS]
+    assert [s.present(text) for s in PATTERN_SETS] == expected
+    assert list(_SCAN.present(text)) == expected
