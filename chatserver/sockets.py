@@ -89,7 +89,7 @@ async def _open(
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
         max_msg_size=settings.limits.frame_max_bytes,
-        heartbeat=settings.limits.heartbeat_seconds,
+        heartbeat=heartbeat_interval(settings.limits.heartbeat_seconds, random.random()),
         timeout=2.0,
         compress=settings.limits.permessage_deflate,
     )
@@ -115,15 +115,33 @@ async def _open(
     return ws, conn, address, admitted, counted
 
 
+#: Each socket's ping interval is the configured one times a factor within ±this.
+HEARTBEAT_JITTER = 0.1
+
+
+def heartbeat_interval(heartbeat: float, u: float) -> float | None:
+    """This socket's ping interval (``u`` uniform in [0, 1)); None: no heartbeat.
+
+    Sockets opened together (a shift starting, a reconnect wave, clients waiting on a start
+    screen) would otherwise be pinged together for good, since each ping follows the last
+    traffic by the same interval: at 5,000 sockets that is a burst of pings and pongs that
+    stalls the loop for 100 ms or more every interval. Intervals a little apart spread the
+    bursts out within a few rounds."""
+    if heartbeat <= 0:
+        return None
+    return heartbeat * (1 + HEARTBEAT_JITTER * (2 * u - 1))
+
+
 def receive_timeout(idle_timeout: float, heartbeat: float) -> float | None:
     """The timeout for each ``receive``, or None where it could never fire.
 
     Any traffic restarts it, the client's pongs too (aiohttp answers and reads them inside
-    ``receive``). With the heartbeat on, a live client's pong comes within 1.5 heartbeats
-    of its last traffic (aiohttp rounds timers of 5 s or more up to a whole second: 2 s
-    more at most), and a client that stops answering is closed by the heartbeat itself by
-    then: an idle timeout longer than that cannot fire, and is left out (a timer armed and
-    cancelled for every frame, and one held by every idle socket)."""
+    ``receive``). With the heartbeat on, a live client's pong comes within 1.5 of its
+    socket's heartbeats (at most 10 % over the configured one) of its last traffic, aiohttp
+    rounding timers of 5 s or more up to a whole second (2 s more at most), and a client
+    that stops answering is closed by the heartbeat itself by then: an idle timeout longer
+    than that cannot fire, and is left out (a timer armed and cancelled for every frame,
+    and one held by every idle socket)."""
     if heartbeat > 0 and idle_timeout > 2 * heartbeat + 2:
         return None
     return idle_timeout

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from chatserver.sockets import receive_timeout
+from chatserver.sockets import HEARTBEAT_JITTER, heartbeat_interval, receive_timeout
 from tests.chatserver.test_errors import custom_server
 
 # a heartbeat of 0.2 s leaves out a receive timeout of 2.5 s (> 2 × 0.2 + 2)
@@ -23,6 +23,18 @@ def test_the_receive_timeout_is_left_out_only_where_it_cannot_fire() -> None:
     assert receive_timeout(30.0, 20.0) == 30.0
     assert receive_timeout(0.5, 20.0) == 0.5
     assert receive_timeout(1800.0, 0.0) == 1800.0
+
+
+def test_heartbeats_are_spread_within_ten_percent() -> None:
+    """Each socket pings within ±10 % of the configured interval, the whole range used;
+    no heartbeat configured is none (not a ping loop with interval 0)."""
+    intervals = [heartbeat_interval(20.0, i / 100) for i in range(100)]
+    assert all(i is not None and 18.0 <= i < 22.0 for i in intervals)
+    assert min(intervals) == 18.0 and max(intervals) > 21.9  # type: ignore[operator]
+    assert len(set(intervals)) == 100
+    assert heartbeat_interval(0.0, 0.5) is None and HEARTBEAT_JITTER == 0.1
+    # the longest interval still leaves the idle-timeout rule sound: 1.5 × 22 + 2 < 2 × 20 + 2
+    assert 1.5 * (20.0 * (1 + HEARTBEAT_JITTER)) + 2 < 2 * 20.0 + 2
 
 
 async def test_a_silent_client_that_answers_pings_stays_open(
