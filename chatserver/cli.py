@@ -160,6 +160,10 @@ async def tune_gc(
         gc.freeze()
 
 
+#: Seconds above which aiohttp may round a timer up to a whole second: beyond any of ours.
+TIMER_ROUNDING_ABOVE = 3600.0
+
+
 async def _serve_async(
     settings: Settings, redis_url: str, host: str, port: int, reuse_port: bool
 ) -> None:
@@ -168,7 +172,13 @@ async def _serve_async(
 
     app = create_app(settings, redis_url)
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=settings.server.shutdown_grace_seconds
+        app,
+        access_log=None,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        # aiohttp rounds every timer of 5 s or more up to a whole second, which would line
+        # the sockets' spread-out heartbeats (sockets.heartbeat_interval) up again: a burst
+        # of pings at every second. Left unrounded, they stay spread.
+        timeout_ceil_threshold=TIMER_ROUNDING_ABOVE,
     )
     await runner.setup()
     # The loop's lag and every collection timed (tune_gc's first one included) for /metrics
