@@ -75,6 +75,19 @@ async def drain(
                 into.append(frame)
 
 
+async def closed_code(client: Client, within: float = 15.0) -> int | None:
+    """Read until the server closes the socket (frames of any type may come first) and give
+    its close code; fail when it is still open after ``within`` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                await client.recv(within)
+    except websockets.ConnectionClosed:
+        return client.ws.close_code
+    except TimeoutError:
+        raise AssertionError(f"the server did not close the socket within {within} s") from None
+
+
 class Client:
     """A protocol client: JSON or msgpack, frames as dicts."""
 

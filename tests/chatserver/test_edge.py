@@ -18,7 +18,7 @@ from chatserver.auth import session_hash
 from chatserver.visitor import token_hash
 from tests.chatserver.test_errors import custom_server
 from tests.chatserver.test_supervision import chatting
-from tests.helpers import Client, LiveServer
+from tests.helpers import Client, LiveServer, closed_code
 from tests.procs import chatserver
 
 
@@ -206,15 +206,6 @@ async def test_staff_socket_checks_origin(server: LiveServer) -> None:
         assert info.value.response.status_code == 403
 
 
-async def _closed_code(client: Client, within: float = 15.0) -> int | None:
-    """Read until the server closes the socket (frames of any type may come first)."""
-    with pytest.raises(websockets.ConnectionClosed):
-        async with asyncio.timeout(within):
-            while True:
-                await client.recv(within)
-    return client.ws.close_code
-
-
 # Idle 6 s: a frame refreshes the session at most every 3 s (half the idle time), so a
 # socket that keeps sending has 3 s of slack before its session could lapse.
 SHORT_SESSION = {"session_idle_minutes": 0.1, "session_check_seconds": 0.25}
@@ -227,7 +218,7 @@ async def test_idle_staff_socket_is_closed_4401(redis_url: str, key_prefix: str)
         token = (await live.login("anna"))["token"]
         tab = await live.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
         await tab.expect("welcome")
-        assert await _closed_code(tab) == 4401
+        assert await closed_code(tab) == 4401
 
 
 async def test_typing_staff_keeps_the_session(redis_url: str, key_prefix: str) -> None:
@@ -274,7 +265,7 @@ async def test_absolute_limit_closes_an_active_staff_socket(
 
         typing = asyncio.create_task(keep_typing())
         try:
-            assert await _closed_code(tab) == 4401
+            assert await closed_code(tab) == 4401
         finally:
             typing.cancel()
 
@@ -285,7 +276,7 @@ async def _block_one(live: LiveServer) -> str:
     token = next(f for f in visitor.seen if f["type"] == "welcome")["resume_token"]
     await counsellor.send({"type": "block", "conversation_id": conv})
     assert (await visitor.expect("ended"))["reason"] == "blocked"
-    assert await _closed_code(visitor) == 1008
+    assert await closed_code(visitor) == 1008
     return str(token)
 
 
@@ -301,7 +292,7 @@ async def test_network_block_outlives_the_daily_secret_rotation(
         await _block_one(live)
         clock[0] += 30 * 60  # 00:20 the next day: a new secret, a new hash
         again = await live.connect()
-        assert await _closed_code(again, 5) == 1008
+        assert await closed_code(again, 5) == 1008
         clock[0] += 86400  # two days later the old hash is no longer checked
         fresh = await live.connect()
         await fresh.send({"type": "hello", "nickname": "Nieuw"})
@@ -323,7 +314,7 @@ async def test_blocked_browser_is_refused_from_another_network(
         elsewhere = {"X-Forwarded-For": "203.0.113.9"}
         refused = await live.connect(headers=elsewhere)
         await refused.send({"type": "hello", "nickname": "Weer", "previous_token": token})
-        assert await _closed_code(refused, 5) == 1008
+        assert await closed_code(refused, 5) == 1008
         other = await live.connect(headers=elsewhere)
         await other.send({"type": "hello", "nickname": "Ander"})
         await other.expect("welcome")

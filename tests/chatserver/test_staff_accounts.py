@@ -15,11 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.chatserver.test_errors import custom_server
-from tests.helpers import Client, LiveServer
+from tests.helpers import Client, LiveServer, closed_code
 
 PASSWORD = "correct horse 1"
 
@@ -52,15 +51,6 @@ async def socket_of(server: LiveServer, token: str) -> Client:
     tab = await server.connect("/ws/staff", headers={"Authorization": f"Bearer {token}"})
     await tab.expect("welcome")
     return tab
-
-
-async def closed_code(client: Client, within: float = 5.0) -> int | None:
-    """Read until the server closes the socket (frames of any type may come first)."""
-    with pytest.raises(websockets.ConnectionClosed):
-        async with asyncio.timeout(within):
-            while True:
-                await client.recv(within)
-    return client.ws.close_code
 
 
 async def refused_upgrade(server: LiveServer, token: str) -> int:
