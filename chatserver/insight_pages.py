@@ -39,6 +39,7 @@ ul.privacy li { margin: 0 0 0.6rem; }
 TEXTS: dict[str, dict[str, str]] = {
     "nl": {
         "title": "Statistieken",
+        "bad_period": "Deze periode kan niet worden getoond",
         "from": "Van",
         "to": "Tot en met",
         "show": "Toon",
@@ -73,6 +74,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "en": {
         "title": "Statistics",
+        "bad_period": "This period cannot be shown",
         "from": "From",
         "to": "To (inclusive)",
         "show": "Show",
@@ -150,18 +152,34 @@ def _count_table(t: dict[str, str], data: dict[str, int]) -> str:
     return f"<table>{head}{_rows([(k, str(v)) for k, v in data.items()])}</table>"
 
 
+def _period_form(t: dict[str, str], lang: str, start: str, end: str) -> str:
+    return (
+        f'<form class="period" method="get" action="/stats">'
+        f'<input type="hidden" name="lang" value="{lang}">'
+        f'<label>{t["from"]}<input type="date" name="from" value="{escape(start)}" '
+        f"required></label>"
+        f'<label>{t["to"]}<input type="date" name="to" value="{escape(end)}" required></label>'
+        f'<button type="submit">{t["show"]}</button></form>'
+    )
+
+
+def bad_period_page(reason: str, lang: str) -> str:
+    """The statistics page for a period that cannot be shown: why, and the form again."""
+    t = TEXTS[lang]
+    body = (
+        f'<nav class="lang"><a href="/supervisor?lang={lang}">{t["back"]}</a></nav>'
+        f"<h1>{t['title']}</h1>"
+        f'<p role="alert">{escape(t["bad_period"])}: {escape(reason)}</p>'
+        f"{_period_form(t, lang, '', '')}"
+    )
+    return _page(lang, t["title"], body)
+
+
 def stats_page(result: dict[str, Any], start: date, end: date, zone: str, lang: str) -> str:
     t = TEXTS[lang]
     query = urlencode({"from": start.isoformat(), "to": end.isoformat(), "lang": lang})
     other = urlencode({"from": start.isoformat(), "to": end.isoformat(), "lang": t["other_code"]})
-    form = (
-        f'<form class="period" method="get" action="/stats">'
-        f'<input type="hidden" name="lang" value="{lang}">'
-        f'<label>{t["from"]}<input type="date" name="from" value="{start.isoformat()}" '
-        f"required></label>"
-        f'<label>{t["to"]}<input type="date" name="to" value="{end.isoformat()}" required></label>'
-        f'<button type="submit">{t["show"]}</button></form>'
-    )
+    form = _period_form(t, lang, start.isoformat(), end.isoformat())
     head = (
         f'<nav class="lang"><a href="/supervisor?lang={lang}">{t["back"]}</a> · '
         f'<a href="/stats?{escape(other)}" lang="{t["other_code"]}">'

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -134,6 +135,10 @@ async def get_chart(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     got = await _stats(request)
     if isinstance(got, web.Response):
+        if got.status == 400:  # a bad period: a page that says why, with the form again
+            reason = json.loads(cast(bytes, got.body))["message"]
+            page = insight_pages.bad_period_page(reason, _lang(request))
+            return web.Response(text=page, status=400, content_type="text/html", headers=NO_STORE)
         return got
     result, period = got
     body = insight_pages.stats_page(

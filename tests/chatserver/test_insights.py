@@ -304,6 +304,26 @@ async def test_far_dates_are_a_bad_request(server: LiveServer) -> None:
     assert status == 200 and body["period"]["from"] == "2000-01-01"
 
 
+async def test_stats_page_with_a_bad_period_is_a_page(server: LiveServer) -> None:
+    """/stats with a period it cannot show answers 400 with an HTML page in the page's
+    language: the reason, and the period form to try again."""
+    await server.add_staff("bert", "supervisor")
+    auth = {"Authorization": f"Bearer {(await server.login('bert'))['token']}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.base}/stats?from=gisteren", headers=auth) as r:
+            assert r.status == 400 and r.content_type == "text/html"
+            nl = await r.text()
+        async with http.get(
+            f"{server.base}/stats?from=2026-07-15&to=2026-07-14&lang=en", headers=auth
+        ) as r:
+            assert r.status == 400 and r.content_type == "text/html"
+            en = await r.text()
+    assert 'lang="nl"' in nl and "Deze periode kan niet worden getoond" in nl
+    assert "YYYY-MM-DD" in nl and 'name="from"' in nl and 'role="alert"' in nl
+    assert 'lang="en"' in en and "This period cannot be shown" in en
+    assert "from must not be after to" in en and 'name="to"' in en
+
+
 async def test_statistics_api_rights_and_no_personal_data(server: LiveServer) -> None:
     """/api/stats for supervisors and admins only; it holds no nickname or message text."""
     visitor, counsellor, conv = await chatting(server, "Geheimnaam")
