@@ -111,6 +111,12 @@ return n
 """
 #: Same keys; ARGV[1] node, ARGV[2] count, ARGV[3] ttl, ARGV[4] address hash. Set this
 #: node's count to what it holds (after a false reap, or a Redis error mid-count).
+_UPDATE_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 _CONN_SYNC = """
 if tonumber(ARGV[2]) <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -456,8 +462,18 @@ class Store:
         data = cast(dict[str, str], await self.r.hgetall(self.keys.conversation(conversation_id)))
         return data or None
 
-    async def update_conversation(self, conversation_id: str, fields: dict[str, str]) -> None:
-        await self.r.hset(self.keys.conversation(conversation_id), mapping=cast(Any, fields))
+    async def update_conversation(self, conversation_id: str, fields: dict[str, str]) -> bool:
+        """Set fields of a conversation that still exists; False (and nothing written) when
+        it is gone: forgotten by its visitor or purged, a wrap-up note or a crisis flag
+        arriving just after must not make a record again, one no retention would remove."""
+        key = self.keys.conversation(conversation_id)
+        if not fields:
+            return bool(await self.r.exists(key))
+        flat: list[str] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        update = self.script("update_existing", _UPDATE_EXISTING)
+        return bool(await update(keys=[key], args=flat))
 
     async def resume_target(self, token_hash: str) -> str | None:
         value = await self.r.get(self.keys.resume(token_hash))
