@@ -335,6 +335,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
         member = await add_staff(
             store, args.username, password, Role(args.role), args.display_name, skills, args.trainee
         )
+        await store.audit("cli", "operator", "staff_add", "", {"staff_id": member.staff_id})
         out = {"staff_id": member.staff_id, "username": member.username, "role": member.role.value}
         if member.role.value in settings.auth.totp_roles:
             secret = await enable_totp(store, args.username)

@@ -309,10 +309,24 @@ async def run_cli(*args: Any, stdin: str = "") -> subprocess.CompletedProcess[st
 async def test_cli_manages_an_account_over_its_lifetime(
     server: LiveServer, redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
-    """staff list/disable/enable/passwd/set from another process: the server's socket closes,
-    logins follow, profile changes land, each change audited (actor cli)."""
+    """staff add/list/disable/enable/passwd/set from another process: the server's socket
+    closes, logins follow, profile changes land, each change audited (actor cli)."""
     where = (tmp_path, redis_url, key_prefix)
-    anna_id = await server.add_staff("anna", skills=("school",))
+    made = await run_cli(
+        *where,
+        "add",
+        "anna",
+        "--role",
+        "counsellor",
+        "--display-name",
+        "Anna",
+        "--skills",
+        "school",
+        "--password-stdin",
+        stdin=f"{PASSWORD}\n",
+    )
+    assert made.returncode == 0, made.stderr
+    anna_id = json.loads(made.stdout)["staff_id"]
     tab = await socket_of(server, (await server.login("anna"))["token"])
 
     done = await run_cli(*where, "disable", "anna")
@@ -355,6 +369,7 @@ async def test_cli_manages_an_account_over_its_lifetime(
     assert actions == [
         ("cli", a, anna_id)
         for a in (
+            "staff_add",
             "staff_disable",
             "staff_enable",
             "staff_password",
