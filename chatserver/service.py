@@ -463,7 +463,6 @@ class Service:
         """A crisis signal: flag the conversation, move a waiting visitor ahead of every
         non-urgent one, and alert the supervisors (once per conversation)."""
         meta = await self.store.conversation(conversation_id) or {}
-        first = meta.get("crisis") != "1"
         if meta.get("state") == "waiting":
             # A crisis raises the priority to at least crisis level, never lowers it.
             priority = max(int(meta.get("priority") or 0), PRIORITY_CRISIS)
@@ -471,15 +470,13 @@ class Service:
             self.request_assignment()
         else:
             await self.store.update_conversation(conversation_id, {"crisis": "1"})
+        # When and why, kept for a supervisor who connects later (supervision.replay_alerts);
+        # whoever records them first alerts, so two signals at once alert once.
+        first = await self.store.first_crisis_alert(conversation_id, self.clock(), categories)
         log.warning(
             "crisis_signal", conversation_id=conversation_id, categories=categories, first=first
         )
         if first:
-            # Kept for a supervisor who connects later (supervision.replay_alerts).
-            await self.store.update_conversation(
-                conversation_id,
-                {"crisis_ts": repr(self.clock()), "crisis_categories": ",".join(categories)},
-            )
             await self.store.publish(
                 event(
                     "alert",

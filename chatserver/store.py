@@ -111,6 +111,13 @@ return n
 """
 #: Same keys; ARGV[1] node, ARGV[2] count, ARGV[3] ttl, ARGV[4] address hash. Set this
 #: node's count to what it holds (after a false reap, or a Redis error mid-count).
+_CRISIS_ALERT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'crisis_ts', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'crisis_categories', ARGV[2])
+return 1
+"""
+
 _UPDATE_EXISTING = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
@@ -1088,6 +1095,17 @@ class Store:
                 [conversation_id, priority, PRIORITY_WEIGHT, k.channel, event("queue"), flag],
             )
         )
+
+    async def first_crisis_alert(
+        self, conversation_id: str, ts: float, categories: tuple[str, ...]
+    ) -> bool:
+        """Whether this signal is the conversation's first, so the one to alert: it records
+        when (``crisis_ts``) and why, in one script, so of two signals at once one alerts.
+        False for a conversation that is gone."""
+        first = await self.script("crisis_alert", _CRISIS_ALERT)(
+            keys=[self.keys.conversation(conversation_id)], args=[repr(ts), ",".join(categories)]
+        )
+        return bool(first)
 
     async def add_flags(self, conversation_id: str, flags: tuple[str, ...]) -> bool:
         """Mark the conversation (``abuse``, ``pii``, ``help_requested``) for the overview;

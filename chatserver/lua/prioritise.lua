@@ -3,6 +3,7 @@
 -- ARGV[1] conversation id, ARGV[2] priority, ARGV[3] priority weight, ARGV[4] channel,
 -- ARGV[5] queue event, ARGV[6] crisis flag ('' = keep)
 -- Returns 1 when changed, 0 when the visitor is not waiting.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end  -- gone: never make it again
 local meta = redis.call('HMGET', KEYS[1], 'state', 'queued_at', 'enqueued')
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'crisis', ARGV[6]) end
 if meta[1] ~= 'waiting' then return 0 end
