@@ -435,7 +435,9 @@ async def test_a_survey_before_the_fact_is_kept(server: LiveServer) -> None:
     in the fact; one that comes after is added to it; none creates a fact on its own."""
     store = server.store
     survey = {"survey_rating": "4", "survey_understood": "1"}
-    await store.update_conversation("early", {**survey, "wrapup_topics": "school"})
+    # an ended conversation's record (update_conversation never makes one)
+    await store.r.hset(store.keys.conversation("early"), mapping={"state": "ended"})
+    assert await store.update_conversation("early", {**survey, "wrapup_topics": "school"})
     await store.update_fact("early", survey)  # the fact is not there yet
     assert not await store.r.exists(store.keys.fact("early"))
     fact = {"ended": "100.0", "abandoned": "1", "waited": "5.0", "wrapup_topics": ""}
