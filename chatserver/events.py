@@ -11,6 +11,7 @@ store. Two payload shapes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,17 @@ class Event:
 def event(event_kind: str, /, **data: Any) -> bytes:
     body: bytes = msgpack.packb({"k": event_kind, **data}, use_bin_type=True)
     return b"e|" + body
+
+
+def crisis_alert_text(nickname: str, categories: Sequence[str]) -> str:
+    """The text of a ``crisis`` alert, live (``service.crisis_signal``) and replayed."""
+    text = f"Crisissignaal bij {nickname} / crisis signal"
+    return f"{text} ({', '.join(categories)})" if categories else text
+
+
+def help_alert_text(name: str) -> str:
+    """The text of a ``help_requested`` alert, live (``StaffSession._on_help``) and replayed."""
+    return f"{name} vraagt hulp / asks for help"
 
 
 def decode_event(payload: bytes) -> MessageEvent | Event:

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chatserver.config import Settings
 from chatserver.errors import ErrorCode, FrameError
-from chatserver.events import event
+from chatserver.events import crisis_alert_text, event
 from chatserver.hub import Hub, visitor_text
 from chatserver.overview import build_overview
 from chatserver.retention import retention_loop
@@ -482,8 +482,7 @@ class Service:
                     "alert",
                     kind="crisis",
                     c=conversation_id,
-                    message=f"Crisissignaal bij {nickname} / crisis signal "
-                    f"({', '.join(categories)})",
+                    message=crisis_alert_text(nickname, categories),
                 )
             )
             await self.store.publish(event("overview"))

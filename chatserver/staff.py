@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from chatserver.auth import StaffMember
 from chatserver.connection import Connection
 from chatserver.errors import ErrorCode, FrameError
-from chatserver.events import event
+from chatserver.events import event, help_alert_text
 from chatserver.frames import (
     ConversationFrame,
     End,
@@ -269,7 +269,7 @@ class StaffSession:
                 "alert",
                 kind="help_requested",
                 c=frame.conversation_id,
-                message=f"{self.member.display_name} vraagt hulp / asks for help",
+                message=help_alert_text(self.member.display_name),
             )
         )
         self._done(frame.ref, frame.conversation_id)

@@ -12,7 +12,7 @@ from typing import Any, cast
 import structlog
 
 from chatserver.connection import Connection
-from chatserver.events import event
+from chatserver.events import crisis_alert_text, event, help_alert_text
 from chatserver.hub import whisper_frame
 from chatserver.service import Service
 
@@ -121,22 +121,16 @@ async def standing_alerts(service: Service) -> list[dict[str, Any]]:
             continue
         since = float(meta["created"] or 0)
         if meta["crisis"] == "1":
-            categories = meta["crisis_categories"].replace(",", ", ")
-            text = f"Crisissignaal bij {meta['nickname']} / crisis signal"
-            found.append(
-                (
-                    float(meta["crisis_ts"] or since),
-                    cid,
-                    _replayed("crisis", cid, f"{text} ({categories})" if categories else text),
-                )
-            )
+            categories = [c for c in meta["crisis_categories"].split(",") if c]
+            text = crisis_alert_text(meta["nickname"], categories)
+            found.append((float(meta["crisis_ts"] or since), cid, _replayed("crisis", cid, text)))
         if "help_requested" in meta["flags"].split(","):
             name = meta["help_name"] or meta["counsellor_name"]
             found.append(
                 (
                     float(meta["help_ts"] or since),
                     cid,
-                    _replayed("help_requested", cid, f"{name} vraagt hulp / asks for help"),
+                    _replayed("help_requested", cid, help_alert_text(name)),
                 )
             )
     found.sort(key=lambda item: (item[0], item[1]))
