@@ -111,19 +111,6 @@ return n
 """
 #: Same keys; ARGV[1] node, ARGV[2] count, ARGV[3] ttl, ARGV[4] address hash. Set this
 #: node's count to what it holds (after a false reap, or a Redis error mid-count).
-_CRISIS_ALERT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'crisis_ts', ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'crisis_categories', ARGV[2])
-return 1
-"""
-
-_UPDATE_EXISTING = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
-
 _CONN_SYNC = """
 if tonumber(ARGV[2]) <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -133,6 +120,20 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 redis.call('SADD', KEYS[2], ARGV[4])
+return 1
+"""
+#: KEYS[1] a conversation; ARGV[1] when, ARGV[2] categories. 1 for the first crisis signal
+#: of a conversation that exists (it records when and why), else 0.
+_CRISIS_ALERT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'crisis_ts', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'crisis_categories', ARGV[2])
+return 1
+"""
+#: KEYS[1] a conversation; ARGV field, value pairs, set only while it exists (1), else 0.
+_UPDATE_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
